@@ -1,0 +1,30 @@
+"""detflow: JWST Stage 1 (calwebb_detector1) as a lazy, distributed Dask workflow.
+
+Public entry points:
+
+* :func:`detflow.open_exposure` -- a raw or ramp FITS file (local or fsspec URL)
+  as a lazy, chunked :class:`xarray.Dataset` (see :mod:`detflow.contract`).
+* :func:`detflow.simulate` -- write a realistic simulated exposure with its
+  reference files and truth image.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "open_exposure", "open_reference", "simulate"]
+
+
+def __getattr__(name):
+    # Lazy imports keep ``import detflow`` (and the CLI's --help) fast.
+    if name == "open_exposure":
+        from detflow.io.exposure import open_exposure
+
+        return open_exposure
+    if name == "open_reference":
+        from detflow.io.refs import open_reference
+
+        return open_reference
+    if name == "simulate":
+        from detflow.simulator import simulate
+
+        return simulate
+    raise AttributeError(f"module 'detflow' has no attribute {name!r}")

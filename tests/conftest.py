@@ -1,0 +1,76 @@
+"""Shared seeded factory fixtures.
+
+``make_uncal`` writes a small but valid JWST level-1b (``*_uncal.fits``) file
+with stdatamodels, for tests that need a file on disk but not the physics of
+the full simulator (``detflow.simulator``).
+"""
+
+import numpy as np
+import pytest
+
+
+def write_small_uncal(
+    path,
+    *,
+    instrument="NIRCAM",
+    detector="NRCA1",
+    shape=(2, 4, 32, 48),
+    substrt=(1, 1),
+    subarray="FULL",
+    fastaxis=-1,
+    slowaxis=2,
+    noutputs=4,
+    readpatt="RAPID",
+    nframes=1,
+    groupgap=0,
+    seed=0,
+    zeroframe=False,
+):
+    """Write a small level-1b file; returns (path, sci array).
+
+    ``shape`` is ``(nints, ngroups, ny, nx)``; ``substrt`` is the 1-based
+    ``(SUBSTRT1, SUBSTRT2)`` of the subarray corner on the full frame.
+    """
+    from stdatamodels.jwst import datamodels as dm
+
+    rng = np.random.default_rng(seed)
+    nints, ngroups, ny, nx = shape
+    ramp = 10000 + np.cumsum(rng.integers(0, 50, size=shape), axis=1)
+    sci = ramp.astype(np.uint16)
+    m = dm.Level1bModel(data=sci)
+    if zeroframe:
+        m.zeroframe = (sci[:, 0] - 5).astype(np.uint16)
+    meta = m.meta
+    meta.instrument.name = instrument
+    meta.instrument.detector = detector
+    meta.exposure.type = "MIR_IMAGE" if instrument == "MIRI" else "NRC_IMAGE"
+    meta.exposure.readpatt = readpatt
+    meta.exposure.nframes = nframes
+    meta.exposure.groupgap = groupgap
+    meta.exposure.ngroups = ngroups
+    meta.exposure.nints = nints
+    meta.exposure.integration_start = 1
+    meta.exposure.integration_end = nints
+    meta.exposure.frame_time = 10.73677
+    meta.exposure.group_time = 10.73677 * (nframes + groupgap)
+    meta.exposure.start_time = 60000.0
+    meta.exposure.zero_frame = bool(zeroframe)
+    meta.subarray.name = subarray
+    meta.subarray.xstart, meta.subarray.ystart = substrt
+    meta.subarray.xsize, meta.subarray.ysize = nx, ny
+    meta.subarray.fastaxis = fastaxis
+    meta.subarray.slowaxis = slowaxis
+    meta.exposure.noutputs = noutputs
+    m.save(str(path))
+    m.close()
+    return str(path), sci
+
+
+@pytest.fixture
+def make_uncal(tmp_path):
+    """Factory: ``make_uncal(name="x_uncal.fits", **kwargs) -> (path, sci)``."""
+
+    def _make(name="jw00001001001_01101_00001_nrca1_uncal.fits", **kwargs):
+        return write_small_uncal(tmp_path / name, **kwargs)
+
+    return _make
