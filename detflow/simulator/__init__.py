@@ -1,0 +1,420 @@
+"""Realistic simulated JWST exposures with a consistent set of reference files.
+
+``simulate("nircam", outdir)`` writes
+
+* ``outdir/<root>_uncal.fits`` -- a level-1b raw exposure (``uint16`` SCI of
+  shape ``(nints, ngroups, ny, nx)``, ZEROFRAME when the read pattern has one,
+  INT_TIMES and GROUP tables, every keyword detector1 needs);
+* ``outdir/refs/`` -- MASK, SATURATION, SUPERBIAS (NIR), LINEARITY, DARK, GAIN,
+  READNOISE, IPC (NIR), RESET and RSCD (MIRI) in the JWST reference formats;
+* ``outdir/<root>_truth.fits`` -- the noiseless count rate (DN/s) a perfect
+  calibration recovers (extension ``SCI``; sky and sources, dark excluded);
+* ``outdir/manifest.json`` -- reference type -> file, plus the exposure facts.
+
+The physics is in :mod:`detflow.simulator.physics`.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detflow.errors import ParameterError
+from detflow.io.atomic import atomic_path
+from detflow.simulator import physics
+from detflow.simulator.instruments import DETECTORS
+
+__all__ = ["simulate", "SimulatedExposure"]
+
+REF_USEAFTER = "2022-01-01T00:00:00"
+MJD_START = 60300.25
+
+
+@dataclass
+class SimulatedExposure:
+    """What :func:`simulate` wrote."""
+
+    uncal: Path
+    truth: Path
+    refs: dict  # reftype -> Path
+    manifest: Path
+    seconds: float
+
+    def overrides(self):
+        """``override_<reftype>`` keyword arguments for jwst or detflow steps."""
+        return {f"override_{k.lower()}": str(v) for k, v in self.refs.items()}
+
+
+def simulate(
+    instrument,
+    outdir,
+    *,
+    subarray="FULL",
+    readpatt=None,
+    ngroups=10,
+    nints=1,
+    seed=1,
+    snowballs=2,
+    zeroframe=None,
+    root=None,
+):
+    """Simulate one exposure and its reference files into ``outdir``.
+
+    Parameters
+    ----------
+    instrument : {"nircam", "miri"}
+    outdir : str or Path
+    subarray : str
+        ``FULL``, ``SUB640``, ``SUB320``, ``SUB160``, ``SUBGRISM64``,
+        ``SUBGRISM128`` (NIRCam) or ``FULL`` (MIRI).
+    readpatt : str, optional
+        Read pattern (default ``RAPID`` for NIRCam, ``FAST`` for MIRI).
+    ngroups, nints : int
+    seed : int
+        Seeds the scene, noise and cosmic rays; the detector maps (and so the
+        reference files) depend on the seed too.
+    snowballs : int
+        Number of large cosmic-ray events (snowballs) to inject.
+    zeroframe : bool, optional
+        Write a ZEROFRAME extension (default: NIRCam patterns with NFRAMES > 1).
+    root : str, optional
+        File root name (default a JWST-like name for the detector).
+
+    Returns
+    -------
+    SimulatedExposure
+    """
+    t0 = time.perf_counter()
+    key = str(instrument).lower()
+    if key not in DETECTORS:
+        raise ParameterError(f"unknown instrument {instrument!r}; choose one of {sorted(DETECTORS)}")
+    det = DETECTORS[key]
+    readpatt = (readpatt or ("FAST" if det.is_miri else "RAPID")).upper()
+    if readpatt not in det.readpatts:
+        raise ParameterError(
+            f"read pattern {readpatt!r} is not a {det.instrument} pattern; "
+            f"choose one of {sorted(det.readpatts)}"
+        )
+    subarray = subarray.upper()
+    if subarray not in det.subarrays:
+        raise ParameterError(
+            f"subarray {subarray!r} is not simulated for {det.instrument}; "
+            f"choose one of {sorted(det.subarrays)}"
+        )
+    ngroups, nints = int(ngroups), int(nints)
+    if ngroups < 1 or nints < 1:
+        raise ParameterError("ngroups and nints must be at least 1")
+    sub = det.subarrays[subarray]
+    outdir = Path(outdir)
+    refdir = outdir / "refs"
+    refdir.mkdir(parents=True, exist_ok=True)
+    if root is None:
+        root = f"jw01234001001_01101_00001_{det.detector.lower()}"
+        if det.is_miri:
+            root = "jw01234002001_01101_00001_mirimage"
+
+    maps = physics.make_detector_maps(det, seed)
+    sim = physics.simulate_ramps(
+        det, sub, readpatt, ngroups, nints, seed, maps, snowballs=snowballs, zeroframe=zeroframe
+    )
+
+    uncal = outdir / f"{root}_uncal.fits"
+    _write_uncal(uncal, det, sub, readpatt, ngroups, nints, sim)
+    truth = outdir / f"{root}_truth.fits"
+    _write_truth(truth, sim["truth"], det, sub)
+    refs = _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed)
+
+    manifest = outdir / "manifest.json"
+    content = {
+        "instrument": det.instrument,
+        "detector": det.detector,
+        "subarray": sub.name,
+        "readpatt": readpatt,
+        "ngroups": ngroups,
+        "nints": nints,
+        "seed": seed,
+        "uncal": uncal.name,
+        "truth": truth.name,
+        "cosmic_ray_hits": int(sim["ncr"]),
+        "references": {k: str(Path("refs") / v.name) for k, v in refs.items()},
+    }
+    with atomic_path(manifest) as tmp:
+        tmp.write_text(json.dumps(content, indent=2) + "\n")
+    return SimulatedExposure(uncal, truth, refs, manifest, time.perf_counter() - t0)
+
+
+def _save_model(model, path):
+    """Save a stdatamodels model atomically under ``path``."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        model.save(str(tmp.with_suffix(".fits")))
+        tmp.with_suffix(".fits").replace(tmp)
+    model.close()
+    # stdatamodels records the temporary name; the primary FILENAME keyword is fixed here
+    from astropy.io import fits
+
+    with fits.open(path, mode="update") as hdul:
+        hdul[0].header["FILENAME"] = path.name
+
+
+def _table_dtype(model, attr):
+    """The numpy dtype a stdatamodels schema declares for a table attribute."""
+    from stdatamodels.properties import ObjectNode
+
+    return ObjectNode("", model._instance, model._schema, model._ctx, None).get_dtype(attr)
+
+
+def _exposure_times(det, sub, readpatt, ngroups, nints, tframe):
+    nframes, groupgap = det.readpatts[readpatt]
+    tgroup = (nframes + groupgap) * tframe
+    # time from the reset to the last read of an integration, plus one reset frame
+    int_duration = (ngroups * (nframes + groupgap) - groupgap) * tframe
+    cycle = int_duration + tframe
+    return tgroup, int_duration, cycle
+
+
+def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim):
+    from stdatamodels.jwst import datamodels as dm
+
+    nframes, groupgap = det.readpatts[readpatt]
+    tframe = sim["tframe"]
+    tgroup, int_duration, cycle = _exposure_times(det, sub, readpatt, ngroups, nints, tframe)
+
+    model = dm.Level1bModel(data=sim["sci"])
+    if sim["zeroframe"] is not None:
+        model.zeroframe = sim["zeroframe"]
+    m = model.meta
+    m.filename = Path(path).name
+    m.telescope = "JWST"
+    m.instrument.name = det.instrument
+    m.instrument.detector = det.detector
+    m.instrument.filter = det.filter
+    if det.pupil:
+        m.instrument.pupil = det.pupil
+    if det.instrument == "NIRCAM":
+        m.instrument.channel = "SHORT"
+        m.instrument.module = "A"
+    if det.is_miri:
+        m.instrument.band = "N/A"
+    m.observation.program_number = "01234"
+    m.observation.observation_number = "001" if not det.is_miri else "002"
+    m.observation.visit_number = "001"
+    m.observation.visit_group = "01"
+    m.observation.sequence_id = "1"
+    m.observation.activity_id = "01"
+    m.observation.exposure_number = "00001"
+    m.observation.date = "2023-12-20"
+    m.observation.time = "06:00:00.000"
+    m.observation.date_beg = "2023-12-20T06:00:00.000"
+    m.visit.tsovisit = sub.name.startswith("SUBGRISM")
+    e = m.exposure
+    e.type = det.exp_type
+    e.readpatt = readpatt
+    e.nframes = nframes
+    e.groupgap = groupgap
+    e.ngroups = ngroups
+    e.nints = nints
+    e.integration_start = 1
+    e.integration_end = nints
+    e.nresets_at_start = 1
+    e.nresets_between_ints = 1
+    e.frame_divisor = nframes
+    e.frame_time = tframe
+    e.group_time = tgroup
+    e.integration_time = int_duration
+    e.exposure_time = int_duration * nints
+    e.duration = cycle * nints
+    e.start_time = MJD_START
+    e.mid_time = MJD_START + cycle * nints / 2 / 86400
+    e.end_time = MJD_START + cycle * nints / 86400
+    e.zero_frame = sim["zeroframe"] is not None
+    e.noutputs = sub.noutputs
+    e.sample_time = 10
+    e.drop_frames1 = 0
+    s = m.subarray
+    s.name = sub.name
+    s.xstart, s.ystart = sub.xstart, sub.ystart
+    s.xsize, s.ysize = sub.xsize, sub.ysize
+    s.fastaxis, s.slowaxis = det.fastaxis, det.slowaxis
+
+    starts = MJD_START + np.arange(nints) * cycle / 86400
+    ends = starts + int_duration / 86400
+    model.int_times = np.array(
+        [
+            (i + 1, s0, (s0 + e0) / 2, e0, s0, (s0 + e0) / 2, e0)
+            for i, (s0, e0) in enumerate(zip(starts, ends, strict=True))
+        ],
+        dtype=_table_dtype(model, "int_times"),
+    )
+    rows = []
+    for i in range(nints):
+        for g in range(ngroups):
+            tend = starts[i] + ((g + 1) * (nframes + groupgap) - groupgap) * tframe / 86400
+            day = int(tend)
+            ms = (tend - day) * 86400e3
+            doy = day - 60309 + 365  # day of year (MJD 60309 is 2024-01-01)
+            rows.append(
+                (i + 1, g + 1, doy, int(ms), int((ms % 1) * 1e3), f"{tend:.8f}",
+                 sub.xsize, sub.ysize, groupgap, 0, "", tend, tend)
+            )
+    model.group = np.array(rows, dtype=_table_dtype(model, "group"))
+    _save_model(model, path)
+
+
+def _write_truth(path, truth, det, sub):
+    from astropy.io import fits
+
+    primary = fits.PrimaryHDU()
+    primary.header["INSTRUME"] = det.instrument
+    primary.header["DETECTOR"] = det.detector
+    primary.header["SUBARRAY"] = sub.name
+    primary.header["SUBSTRT1"] = sub.xstart
+    primary.header["SUBSTRT2"] = sub.ystart
+    primary.header["COMMENT"] = "detflow simulator truth: noiseless count rate, dark excluded"
+    sci = fits.ImageHDU(truth.astype(np.float32), name="SCI")
+    sci.header["BUNIT"] = "DN/s"
+    with atomic_path(path) as tmp:
+        fits.HDUList([primary, sci]).writeto(tmp)
+
+
+def _ref_meta(model, reftype, det, sub, description):
+    m = model.meta
+    m.reftype = reftype
+    m.instrument.name = det.instrument
+    m.instrument.detector = det.detector
+    m.author = "detflow simulator"
+    m.pedigree = "DUMMY"
+    m.description = description
+    m.useafter = REF_USEAFTER
+    m.telescope = "JWST"
+    try:
+        m.subarray.name = sub.name
+    except AttributeError:  # e.g. IPC kernels have no subarray
+        return
+    m.subarray.xstart, m.subarray.ystart = sub.xstart, sub.ystart
+    m.subarray.xsize, m.subarray.ysize = sub.xsize, sub.ysize
+    m.subarray.fastaxis, m.subarray.slowaxis = det.fastaxis, det.slowaxis
+
+
+def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed):
+    from stdatamodels.jwst import datamodels as dm
+
+    from detflow import dqflags
+    from detflow.simulator.instruments import Subarray
+
+    full = Subarray("FULL", 1, 1, det.full_shape[1], det.full_shape[0], 4)
+    tag = f"{det.detector.lower()}_s{seed}"
+    refs = {}
+    f32 = np.float32
+
+    def save(reftype, model, name, region=full, description=None):
+        _ref_meta(model, reftype, det, region, description or f"simulated {reftype}")
+        path = refdir / f"jwst_{det.instrument.lower()}_{reftype.lower()}_{name}.fits"
+        _save_model(model, path)
+        refs[reftype] = path
+
+    save("MASK", dm.MaskModel(dq=maps.mask_dq), tag)
+
+    sat = maps.saturation.copy()
+    sat[maps.nan_sat] = np.nan
+    sat_dq = np.where(maps.nan_sat, dqflags.NO_SAT_CHECK, 0).astype(np.uint32)
+    save("SATURATION", dm.SaturationModel(data=sat, dq=sat_dq), tag)
+
+    if not det.is_miri:
+        bias = maps.bias.copy()
+        bias[maps.nan_bias] = np.nan
+        bias_dq = np.where(maps.nan_bias, dqflags.UNRELIABLE_BIAS, 0).astype(np.uint32)
+        sb = dm.SuperBiasModel(data=bias, err=np.full(bias.shape, 1.0, f32), dq=bias_dq)
+        save("SUPERBIAS", sb, tag)
+
+    ncoef = physics.LINEARITY_NCOEFFS
+    ny, nx = det.full_shape
+    coeffs = np.zeros((ncoef, ny, nx), f32)
+    a, b = maps.alpha, maps.beta
+    if det.is_miri:
+        # MIRI corrects raw DN with the pedestal included: expand h(x - p) in powers of x
+        p = maps.bias.astype(np.float64)
+        coeffs[0] = -p + a * p * p - b * p**3
+        coeffs[1] = 1 - 2 * a * p + 3 * b * p * p
+        coeffs[2] = a - 3 * b * p
+        coeffs[3] = b
+    else:
+        coeffs[1] = 1.0
+        coeffs[2] = a
+        coeffs[3] = b
+    coeffs[:, maps.nan_lin] = np.nan
+    lin_dq = np.where(maps.nan_lin, dqflags.NO_LIN_CORR, 0).astype(np.uint32)
+    save("LINEARITY", dm.LinearityModel(coeffs=coeffs, dq=lin_dq), tag)
+
+    save("GAIN", dm.GainModel(data=maps.gain.copy()), tag)
+    save("READNOISE", dm.ReadnoiseModel(data=maps.readnoise.copy()), tag)
+
+    if det.ipc_alpha:
+        a_ipc = det.ipc_alpha
+        kernel = np.array(
+            [[0, -a_ipc, 0], [-a_ipc, 1 + 4 * a_ipc, -a_ipc], [0, -a_ipc, 0]], f32
+        )
+        save("IPC", dm.IPCModel(data=kernel), tag)
+
+    # DARK: jwst never cuts the dark to a subarray, so it has the science region.
+    tframe = sim["tframe"]
+    nframes, groupgap = sim["nframes"], sim["groupgap"]
+    ys = slice(sub.ystart - 1, sub.ystart - 1 + sub.ysize)
+    xs = slice(sub.xstart - 1, sub.xstart - 1 + sub.xsize)
+    rate = maps.dark_rate[ys, xs]
+    if det.is_miri:
+        ndark = ngroups  # MIRI darks are per integration with the science pattern
+        t = (np.arange(ndark) + 1) * tframe
+        frames = (t[:, None, None] * rate[None]).astype(f32)
+        data = np.stack([frames, frames])
+        dq = np.zeros(data.shape, np.uint32)
+        dark = dm.DarkMIRIModel(data=data, dq=dq, err=np.zeros(data.shape, f32))
+        dark.meta.exposure.readpatt = "FAST"
+        dark.meta.exposure.ngroups = ndark
+        dark.meta.exposure.nints = 2
+    else:
+        total = ngroups * (nframes + groupgap) - groupgap
+        # a linear dark: jwst extrapolates missing frames linearly from the last two,
+        # so a short file is exact and keeps the file small
+        ndark = int(min(total, max(ngroups, 10)))
+        t = (np.arange(ndark) + 1) * tframe
+        data = (t[:, None, None] * rate[None]).astype(f32)
+        dark = dm.DarkModel(
+            data=data, dq=np.zeros(rate.shape, np.uint32), err=np.zeros(data.shape, f32)
+        )
+        dark.meta.exposure.readpatt = "RAPID"
+        dark.meta.exposure.ngroups = ndark
+    dark.meta.exposure.nframes = 1
+    dark.meta.exposure.groupgap = 0
+    save("DARK", dark, f"{tag}_{sub.name.lower()}", region=sub)
+
+    if det.is_miri:
+        reset = np.stack(
+            [
+                np.stack([physics.reset_anomaly(maps.reset_amp, i, g)
+                          for g in range(physics.RESET_NGROUPS)])
+                for i in range(physics.RESET_NINTS)
+            ]
+        ).astype(f32)
+        rm = dm.ResetModel(
+            data=reset, dq=np.zeros(det.full_shape, np.uint32), err=np.zeros(reset.shape, f32)
+        )
+        rm.meta.exposure.readpatt = "ANY"
+        rm.meta.exposure.ngroups = physics.RESET_NGROUPS
+        rm.meta.exposure.nints = physics.RESET_NINTS
+        save("RESET", rm, tag)
+
+        rscd = dm.RSCDModel()
+        rows = [
+            (name, patt, physics.RSCD_SKIP_INT1, physics.RSCD_SKIP_INT2P)
+            for name in ("FULL", "BRIGHTSKY", "SUB256", "SUB128", "SUB64", "SLITLESSPRISM",
+                         "MASK1065", "MASK1140", "MASK1550", "MASKLYOT")
+            for patt in ("FAST", "SLOW", "FASTR1", "SLOWR1")
+        ]
+        rscd.rscd_group_skip_table = np.array(
+            rows, dtype=_table_dtype(rscd, "rscd_group_skip_table")
+        )
+        save("RSCD", rscd, tag)
+    return refs

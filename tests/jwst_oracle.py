@@ -1,0 +1,109 @@
+"""Run the official jwst 3.0.0 pipeline offline, as the correctness oracle.
+
+CRDS is unreachable here: ``offline_crds(tmpdir)`` points CRDS at a cache with
+a hand-written server config, turns off parameter reference files, and every
+reference type a step declares gets an ``override_<reftype>`` (a file, or
+``N/A``), so no step asks CRDS for anything. See
+../shared/JWST_DETECTOR1_NOTES.md, "Running jwst offline".
+"""
+
+import os
+from pathlib import Path
+
+SERVER_CONFIG = {
+    "observatory": "jwst",
+    "operational_context": "jwst_0000.pmap",
+    "edit_context": "jwst_0000.pmap",
+    "versions_context": "jwst_0000.pmap",
+    "bad_files": "",
+    "bad_files_list": [],
+    "mappings": [],
+    "force_remote_mode": False,
+    "effective_mode": "local",
+    "checked_date": "2026-11-24",
+    "last_synced": "2026-11-24 00:00:00",
+    "download_metadata": [],
+    "reference_url": {},
+    "mapping_url": {},
+    "crds_version": {"str": "14.0.3"},
+}
+
+#: every reference type a detector1 step may ask for
+ALL_REFTYPES = (
+    "mask", "saturation", "superbias", "ipc", "refpix", "sirskernel", "linearity", "dark",
+    "gain", "readnoise", "emicorr", "rscd", "reset", "pictureframe", "flat", "pastasoss",
+)
+
+
+def offline_crds(root):
+    """Set the environment so that jwst runs without a CRDS server; returns the env dict."""
+    root = Path(root)
+    cfg = root / "config" / "jwst"
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "server_config").write_text(repr(SERVER_CONFIG))
+    env = {
+        "CRDS_PATH": str(root),
+        "CRDS_SERVER_URL": "https://crds-offline.invalid",
+        "CRDS_CONTEXT": "jwst_0000.pmap",
+        "CRDS_MODE": "local",
+        "STPIPE_DISABLE_CRDS_STEPPARS": "true",
+    }
+    os.environ.update(env)
+    return env
+
+
+def step_overrides(refs):
+    """``steps`` dict for Detector1Pipeline: every reference type overridden (file or N/A).
+
+    ``refs`` maps reference types (any case) to paths.
+    """
+    from jwst.pipeline import Detector1Pipeline
+
+    refs = {k.lower(): str(v) for k, v in refs.items()}
+    steps = {}
+    for name, cls in Detector1Pipeline.step_defs.items():
+        params = {}
+        for reftype in cls.reference_file_types:
+            params[f"override_{reftype}"] = refs.get(reftype, "N/A")
+        steps[name] = params
+    return steps
+
+
+def run_detector1(uncal, refs, output_dir, crds_root, steps=None, **pipeline_kwargs):
+    """Run jwst's Detector1Pipeline on ``uncal`` with the given references.
+
+    Returns the rate model (ImageModel) in memory; products are saved into
+    ``output_dir`` (``*_rate.fits``, ``*_rateints.fits``).
+    """
+    offline_crds(crds_root)
+    from jwst.pipeline import Detector1Pipeline
+
+    all_steps = step_overrides(refs)
+    # single-core ramp fitting: the multi-core path of stcal 1.20 has a bug (notes, gotcha 2)
+    all_steps["ramp_fit"]["maximum_cores"] = "1"
+    all_steps["jump"]["maximum_cores"] = "1"
+    for name, params in (steps or {}).items():
+        all_steps.setdefault(name, {}).update(params)
+    return Detector1Pipeline.call(
+        str(uncal), steps=all_steps, output_dir=str(output_dir), save_results=True,
+        **pipeline_kwargs,
+    )
+
+
+def truth_agreement(rate, truth_path):
+    """Median and robust scatter (1.4826 MAD) of ``(rate - truth) / ERR`` over unflagged pixels.
+
+    ``rate`` is an ImageModel or a path to a ``*_rate.fits``; unflagged means
+    DQ == 0, finite SCI and ERR > 0. Returns ``(median, scatter, npix)``.
+    """
+    import numpy as np
+    from astropy.io import fits
+    from stdatamodels.jwst import datamodels as dm
+
+    model = dm.open(rate) if isinstance(rate, (str, Path)) else rate
+    truth = fits.getdata(truth_path, "SCI").astype(np.float64)
+    sci, err, dq = (np.asarray(a, dtype=np.float64) for a in (model.data, model.err, model.dq))
+    good = (dq == 0) & np.isfinite(sci) & (err > 0)
+    z = (sci[good] - truth[good]) / err[good]
+    med = float(np.median(z))
+    return med, float(1.4826 * np.median(np.abs(z - med))), int(good.sum())
