@@ -74,3 +74,41 @@ def make_uncal(tmp_path):
         return write_small_uncal(tmp_path / name, **kwargs)
 
     return _make
+
+
+# --- simulated exposures, made once per test session --------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sim_nircam_full(tmp_path_factory):
+    """NIRCam full frame, RAPID, 10 groups x 1 integration (the README's demo exposure)."""
+    from detflow.simulator import simulate
+
+    return simulate("nircam", tmp_path_factory.mktemp("nircam_full"), ngroups=10, nints=1)
+
+
+@pytest.fixture(scope="session")
+def sim_nircam_sub640(tmp_path_factory):
+    """NIRCam SUB640 (one output), RAPID, 8 groups x 2 integrations."""
+    from detflow.simulator import simulate
+
+    return simulate(
+        "nircam", tmp_path_factory.mktemp("nircam_sub640"), subarray="SUB640", ngroups=8, nints=2
+    )
+
+
+@pytest.fixture(scope="session")
+def sim_miri(tmp_path_factory):
+    """MIRI imager full frame, FAST, 10 groups x 2 integrations."""
+    from detflow.simulator import simulate
+
+    return simulate("miri", tmp_path_factory.mktemp("miri_full"), ngroups=10, nints=2)
+
+
+@pytest.fixture(scope="session")
+def crds_offline(tmp_path_factory):
+    """An offline CRDS set-up for running jwst (see tests/jwst_oracle.py)."""
+    from jwst_oracle import offline_crds
+
+    root = tmp_path_factory.mktemp("crds")
+    return offline_crds(root)

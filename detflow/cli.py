@@ -1,0 +1,256 @@
+"""The ``detflow`` command line (also ``python -m detflow``).
+
+Sub-commands: ``simulate``, ``info``, ``run``. Every user error is reported as
+one line ``detflow: error: ...`` on stderr with exit status 2, never as a raw
+traceback (``--debug`` shows one).
+"""
+
+import argparse
+import sys
+import time
+
+from detflow import __version__
+from detflow.errors import DetflowError
+
+EPILOG = """examples:
+  detflow simulate nircam demo                 # full-frame NIRCam exposure + reference files
+  detflow simulate nircam demo640 --subarray SUB640 --nints 2
+  detflow info demo/jw01234001001_01101_00001_nrca1_uncal.fits
+  detflow run --dry-run demo/jw01234001001_01101_00001_nrca1_uncal.fits
+"""
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="detflow",
+        description=(
+            "JWST Stage 1 (calwebb_detector1: ramps to slopes) as a lazy, distributed "
+            "Dask workflow, with jwst's step names, parameters and products."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"detflow {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sim = sub.add_parser(
+        "simulate",
+        help="write a simulated raw exposure with its reference files and truth image",
+        description=(
+            "Simulate a raw JWST exposure (OUTDIR/<root>_uncal.fits), a consistent set of "
+            "reference files (OUTDIR/refs/), the noiseless count-rate truth "
+            "(OUTDIR/<root>_truth.fits) and OUTDIR/manifest.json."
+        ),
+    )
+    sim.add_argument("instrument", choices=["nircam", "miri"])
+    sim.add_argument("outdir")
+    sim.add_argument("--subarray", default="FULL",
+                     help="FULL (default), SUB640, SUB320, SUB160, SUBGRISM64, SUBGRISM128 "
+                          "(NIRCam); FULL (MIRI)")
+    sim.add_argument("--readpatt", default=None,
+                     help="read pattern, e.g. RAPID, BRIGHT2, MEDIUM8 (NIRCam; default RAPID) "
+                          "or FAST (MIRI)")
+    sim.add_argument("--ngroups", type=int, default=10, help="groups per integration (10)")
+    sim.add_argument("--nints", type=int, default=1, help="integrations (1)")
+    sim.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    sim.add_argument("--snowballs", type=int, default=2,
+                     help="large cosmic-ray events to inject (2)")
+    zf = sim.add_mutually_exclusive_group()
+    zf.add_argument("--zeroframe", dest="zeroframe", action="store_true", default=None,
+                    help="write a ZEROFRAME extension (default: when NFRAMES > 1)")
+    zf.add_argument("--no-zeroframe", dest="zeroframe", action="store_false")
+
+    info = sub.add_parser("info", help="summarise an exposure (uncal or ramp FITS, or URL)")
+    info.add_argument("file")
+
+    run = sub.add_parser(
+        "run",
+        help="calibrate exposures (detector1)",
+        description=(
+            "Run detector1 on INPUT files, with the arguments of "
+            "'strun jwst.pipeline.Detector1Pipeline': an optional ASDF parameter file first, "
+            "--output_dir, --save_results and --steps.STEP.PARAM=VALUE."
+        ),
+    )
+    run.add_argument("inputs", nargs="+", metavar="[PARAMFILE.asdf] INPUT")
+    run.add_argument("--output_dir", "--output-dir", dest="output_dir", default=None)
+    run.add_argument("--save_results", "--save-results", dest="save_results",
+                     action="store_true")
+    run.add_argument("--refs", default=None, help="folder of reference files to search")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check inputs and resolve reference files, then print the plan")
+    run.add_argument("--n-workers", type=int, default=None, help="local cluster workers")
+    run.add_argument("--threads-per-worker", type=int, default=None)
+    run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``detflow`` command; returns the exit status."""
+    parser = _build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if extra and args.command != "run":
+        parser.error(f"unrecognised arguments: {' '.join(extra)}")
+    try:
+        if args.command == "simulate":
+            return _cmd_simulate(args)
+        if args.command == "info":
+            return _cmd_info(args)
+        if args.command == "run":
+            return _cmd_run(args, extra)
+    except DetflowError as exc:
+        if args.debug:
+            raise
+        print(f"detflow: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("detflow: interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"detflow: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_simulate(args):
+    from detflow.simulator import simulate
+
+    res = simulate(
+        args.instrument,
+        args.outdir,
+        subarray=args.subarray,
+        readpatt=args.readpatt,
+        ngroups=args.ngroups,
+        nints=args.nints,
+        seed=args.seed,
+        snowballs=args.snowballs,
+        zeroframe=args.zeroframe,
+    )
+    print(f"exposure:   {res.uncal}")
+    print(f"truth:      {res.truth}")
+    for reftype, path in res.refs.items():
+        print(f"{reftype.lower():<11} {path}")
+    print(f"manifest:   {res.manifest}")
+    print(f"simulated in {res.seconds:.1f} s")
+    return 0
+
+
+def describe_exposure(ds):
+    """A readable multi-line summary of an exposure Dataset (see :mod:`detflow.contract`)."""
+    import numpy as np
+
+    from detflow import dqflags
+
+    a = ds.attrs
+    nints, ngroups, ny, nx = (ds.sizes[d] for d in ("integration", "group", "y", "x"))
+    x0, y0 = int(ds.x.values[0]), int(ds.y.values[0])
+    lines = [
+        f"file:        {a.get('source', '?')}",
+        f"model:       {a.get('datamodel', '?')}",
+        f"instrument:  {a.get('instrument', '?')} {a.get('detector', '?')}  "
+        f"exp_type {a.get('exp_type', '?')}  filter {a.get('filter', '-')}"
+        + (f"  pupil {a['pupil']}" if a.get("pupil") else ""),
+        f"subarray:    {a.get('subarray', '?')}  x {x0}:{x0 + nx}  y {y0}:{y0 + ny} "
+        f"(full-frame pixels)  outputs {a.get('noutputs', '?')}  "
+        f"fast/slow axis {a.get('fastaxis', '?')}/{a.get('slowaxis', '?')}",
+        f"shape:       {nints} integration(s) x {ngroups} group(s) x {ny} x {nx}  "
+        f"({ds['data'].dtype})",
+        f"read:        {a.get('readpatt', '?')}  nframes {a.get('nframes', '?')}  "
+        f"groupgap {a.get('groupgap', '?')}  zeroframe {'yes' if 'zeroframe' in ds else 'no'}",
+        f"timing:      frame {a.get('frame_time', float('nan')):.5f} s  "
+        f"group {a.get('group_time', float('nan')):.5f} s  "
+        f"integration {a.get('integration_time', float('nan')):.3f} s  "
+        f"start MJD {a.get('expstart', float('nan')):.6f}",
+    ]
+    pixeldq = np.asarray(ds["pixeldq"].data)
+    groupdq = np.asarray(ds["groupdq"].data)
+    counts = []
+    for name, bit in dqflags.PIXEL.items():
+        n = int(np.count_nonzero(pixeldq & bit))
+        if n:
+            counts.append(f"{name} {n}")
+    lines.append("pixel DQ:    " + (", ".join(counts) if counts else "none set"))
+    gcounts = []
+    for name, bit in dqflags.GROUP.items():
+        n = int(np.count_nonzero(groupdq & bit))
+        if n:
+            gcounts.append(f"{name} {n}")
+    lines.append("group DQ:    " + (", ".join(gcounts) if gcounts else "none set"))
+    done = {k: v for k, v in (a.get("cal_step") or {}).items()}
+    if done:
+        lines.append("cal_step:    " + ", ".join(f"{k}={v}" for k, v in done.items()))
+    return "\n".join(lines)
+
+
+def _cmd_info(args):
+    from detflow.io.exposure import open_exposure
+
+    ds = open_exposure(args.file)
+    print(describe_exposure(ds))
+    return 0
+
+
+def _cmd_run(args, extra):
+    from pathlib import Path
+
+    from detflow.errors import ParameterError
+    from detflow.io.exposure import open_exposure
+    from detflow.io.refs import resolve_reference
+    from detflow.pipeline.order import steps_for
+    from detflow.pipeline.params import parse_step_args, read_parameter_file
+
+    inputs = list(args.inputs)
+    params = {"steps": {}, "parameters": {}, "step": None}
+    if inputs and inputs[0].lower().endswith(".asdf"):
+        params = read_parameter_file(inputs.pop(0))
+    if not inputs:
+        raise ParameterError("no input files given")
+    cli_steps = parse_step_args(extra)
+    step_params = {k: dict(v) for k, v in params["steps"].items()}
+    if params.get("step"):
+        step_params.setdefault(params["step"], {}).update(params["parameters"])
+    for step, values in cli_steps.items():
+        step_params.setdefault(step, {}).update(values)
+
+    for path in inputs:
+        t0 = time.perf_counter()
+        ds = open_exposure(path)
+        print(f"{Path(path).name}: {ds.attrs.get('instrument')} {ds.attrs.get('detector')} "
+              f"{dict(ds.sizes)}")
+        sequence = steps_for(ds.attrs.get("instrument"))
+        if params.get("step"):
+            sequence = [s for s in sequence if s.name == params["step"]]
+        for spec in sequence:
+            p = step_params.get(spec.name, {})
+            skip = p.get("skip", spec.skip_default) and not params.get("step")
+            refs = []
+            for reftype in spec.reftypes:
+                if skip:
+                    break
+                ref = resolve_reference(
+                    reftype.upper(), ds.attrs,
+                    override=p.get(f"override_{reftype}"),
+                    refs_dir=args.refs,
+                    optional=reftype in spec.optional_refs,
+                )
+                refs.append(f"{reftype}={Path(ref).name if ref != 'N/A' else 'N/A'}")
+            state = "skip" if skip else "run "
+            print(f"  {state} {spec.name:<20} {' '.join(refs)}")
+        print(f"  checked in {time.perf_counter() - t0:.2f} s")
+    if args.dry_run:
+        return 0
+    raise DetflowError(
+        "the calibration steps are not implemented yet (issue #3, near-IR detector1 as a Dask "
+        "graph); use --dry-run to check inputs and reference files"
+    )
+
+
+def console_main():
+    """Console-script entry point: exits with :func:`main`'s status."""
+    sys.exit(main())
