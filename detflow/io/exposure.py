@@ -1,0 +1,491 @@
+"""Open a raw (``*_uncal.fits``) or ramp (``*_ramp.fits``) exposure as a lazy Dataset.
+
+:func:`open_exposure` parses the FITS headers (no pixel is read), checks that
+the file is a complete JWST level-1b or ramp product, and returns an
+:class:`xarray.Dataset` following :mod:`detflow.contract` whose variables are
+Dask arrays: one read task per tile, each reading only its own section of the
+file when it runs (see :mod:`detflow.io.fitsio`). Default tiles are
+amplifier-aligned (:func:`detflow.io.chunks.default_chunks`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from astropy.io import fits
+
+from detflow.contract import DIMS, FULL_FRAME_SHAPE, KEYWORDS
+from detflow.errors import InputFileError
+from detflow.io.chunks import resolve_chunks
+from detflow.io.fitsio import FitsImage, FitsSource, find_hdu, json_value, read_hdus, read_table
+
+__all__ = [
+    "REFOUT_X",
+    "STEP_KEYWORDS",
+    "ExposureLayout",
+    "VariableSpec",
+    "cal_step_from_header",
+    "header_to_dict",
+    "inspect_exposure",
+    "keyword_attrs",
+    "open_exposure",
+]
+
+#: Dimension of the reference-output columns (``refout`` is narrower than ``data``).
+REFOUT_X = "refout_x"
+
+#: ``S_*`` FITS keyword -> ``cal_step`` name, as in stdatamodels' ``core.schema.yaml``
+#: (``meta.cal_step``). Note ``S_DARK`` is ``dark_sub`` there (the step is ``dark_current``).
+STEP_KEYWORDS = {
+    "S_TRCMOD": "adaptive_trace_model",
+    "S_PSFALI": "align_psfs",
+    "S_AMIANA": "ami_analyze",
+    "S_AMINOR": "ami_normalize",
+    "S_WCS": "assign_wcs",
+    "S_MTWCS": "assign_mtwcs",
+    "S_BKDSUB": "bkg_subtract",
+    "S_BPXSLF": "badpix_selfcal",
+    "S_BARSHA": "barshadow",
+    "S_CHGMIG": "charge_migration",
+    "S_CLNFNS": "clean_flicker_noise",
+    "S_COMB1D": "combine_1d",
+    "S_IFUCUB": "cube_build",
+    "S_DARK": "dark_sub",
+    "S_DQINIT": "dq_init",
+    "S_MIREMI": "emicorr",
+    "S_TELEMI": "emission",
+    "S_ERRINI": "err_init",
+    "S_EXTR1D": "extract_1d",
+    "S_EXTR2D": "extract_2d",
+    "S_FRSTFR": "firstframe",
+    "S_FLAT": "flat_field",
+    "S_FRINGE": "fringe",
+    "S_GANSCL": "gain_scale",
+    "S_GRPSCL": "group_scale",
+    "S_GUICDS": "guider_cds",
+    "S_IMPRNT": "imprint",
+    "S_IPC": "ipc",
+    "S_JUMP": "jump",
+    "S_KLIP": "klip",
+    "S_LASTFR": "lastframe",
+    "S_LINEAR": "linearity",
+    "S_MSBSUB": "master_background",
+    "S_MSAFLG": "msa_flagging",
+    "S_OUTLIR": "outlier_detection",
+    "S_PTHLOS": "pathloss",
+    "S_PERSIS": "persistence",
+    "S_PHOTOM": "photom",
+    "S_PCTFRM": "picture_frame",
+    "S_PXREPL": "pixel_replace",
+    "S_RAMP": "ramp_fit",
+    "S_REFPIX": "refpix",
+    "S_RESAMP": "resample",
+    "S_RESFRI": "residual_fringe",
+    "S_RESET": "reset",
+    "S_RSCD": "rscd",
+    "S_SATURA": "saturation",
+    "S_SKYMAT": "skymatch",
+    "S_SRCCAT": "source_catalog",
+    "S_SPLEAK": "spectral_leak",
+    "S_SRCTYP": "srctype",
+    "S_PSFSTK": "stack_psfs",
+    "S_STRAY": "straylight",
+    "S_SUPERB": "superbias",
+    "S_TACNTR": "targ_centroid",
+    "S_TSPHOT": "tso_photometry",
+    "S_TWKREG": "tweakreg",
+    "S_WAVCOR": "wavecorr",
+    "S_WFSCOM": "wfs_combine",
+    "S_CONTAM": "wfss_contam",
+    "S_WHTLIT": "white_light",
+}
+
+#: Primary-header keywords a raw or ramp exposure must have.
+REQUIRED_KEYWORDS = ("INSTRUME", "NGROUPS")
+
+#: Table extensions copied into ``attrs["tables"]`` (EXTNAME -> key).
+TABLES = {"INT_TIMES": "int_times", "GROUP": "group"}
+
+
+# --------------------------------------------------------------------------
+# headers -> attrs
+# --------------------------------------------------------------------------
+
+
+def header_to_dict(header):
+    """A FITS header as a JSON-friendly dict.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    dict
+        Keyword -> value (str, int, float, bool or ``None`` for undefined);
+        ``COMMENT`` and ``HISTORY`` cards as lists of strings; blank cards are
+        dropped. A repeated keyword keeps its last value.
+    """
+    out = {}
+    for card in header.cards:
+        key = card.keyword
+        if not key:
+            continue
+        try:
+            value = card.value
+        except (ValueError, fits.VerifyError):  # pragma: no cover - malformed card
+            value = str(card.image)[10:].strip()
+        if key in ("COMMENT", "HISTORY"):
+            out.setdefault(key, []).append(str(value))
+        else:
+            out[key] = json_value(value)
+    return out
+
+
+def _typed(value, typ, keyword, url):
+    if value is None or isinstance(value, fits.card.Undefined):
+        return None
+    try:
+        if typ is str:
+            return str(value).strip()
+        if typ is bool:
+            if isinstance(value, str):
+                text = value.strip().upper()
+                if text in ("T", "TRUE", "1", "Y", "YES"):
+                    return True
+                if text in ("F", "FALSE", "0", "N", "NO", ""):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if typ is int:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float):
+                if not number.is_integer():
+                    raise ValueError(value)
+                return int(number)
+            return int(number)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError(value)
+            number = float(value)
+            return number if math.isfinite(number) else None
+    except (TypeError, ValueError) as exc:
+        raise InputFileError(
+            url, f"keyword {keyword} = {value!r} is not a valid {typ.__name__}"
+        ) from exc
+    return json_value(value)
+
+
+def keyword_attrs(primary, sci, url=""):
+    """The :data:`detflow.contract.KEYWORDS` attributes found in the headers, typed.
+
+    Parameters
+    ----------
+    primary, sci : astropy.io.fits.Header
+        Primary and SCI headers.
+    url : str
+        Named in errors.
+
+    Returns
+    -------
+    dict
+        Attribute name -> value for every keyword present (absent or undefined
+        keywords are left out).
+    """
+    headers = {"primary": primary, "sci": sci}
+    out = {}
+    for name, (keyword, where, typ) in KEYWORDS.items():
+        header = headers[where]
+        if keyword not in header:
+            continue
+        value = _typed(header[keyword], typ, keyword, url)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def cal_step_from_header(primary):
+    """``cal_step`` (step name -> status) from the ``S_*`` keywords of a header.
+
+    Parameters
+    ----------
+    primary : astropy.io.fits.Header
+
+    Returns
+    -------
+    dict
+        E.g. ``{"dq_init": "COMPLETE", "saturation": "COMPLETE"}``; empty for raw data.
+    """
+    out = {}
+    for keyword, step in STEP_KEYWORDS.items():
+        if keyword in primary:
+            out[step] = str(primary[keyword]).strip()
+    return out
+
+
+# --------------------------------------------------------------------------
+# the layout of an exposure file
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VariableSpec:
+    """One variable of the Dataset: dims, shape, dtype and where its pixels are.
+
+    ``image`` is ``None`` for a variable the file lacks (zeros, e.g. ``groupdq``
+    of a raw file).
+    """
+
+    name: str
+    dims: tuple
+    shape: tuple
+    dtype: np.dtype
+    image: FitsImage | None = None
+
+
+@dataclass(frozen=True)
+class ExposureLayout:
+    """Everything :func:`open_exposure` knows after reading the headers.
+
+    Attributes
+    ----------
+    source : FitsSource
+    variables : tuple of VariableSpec
+        ``data``, ``groupdq``, ``pixeldq``, then ``zeroframe`` and ``refout``
+        when the file has them.
+    coords : dict
+        ``integration``, ``group``, ``y``, ``x`` -> 1-D int64 arrays.
+    attrs : dict
+        The Dataset attributes (JSON-friendly).
+    sizes : dict
+        Dimension name -> length.
+    """
+
+    source: FitsSource
+    variables: tuple
+    coords: dict = field(repr=False)
+    attrs: dict = field(repr=False)
+    sizes: dict
+
+    @property
+    def shape(self):
+        """``(nints, ngroups, ny, nx)`` of ``data``."""
+        return tuple(self.sizes[d] for d in DIMS)
+
+
+def _image(source, hdu, cast, stamp):
+    if not hdu.is_image:
+        raise InputFileError(source.url, f"extension {hdu.name} is not an image HDU")
+    layout = hdu.image_layout()
+    return FitsImage(source=source, layout=layout, cast=cast, hdu_name=hdu.name, stamp=stamp)
+
+
+def inspect_exposure(path_or_url, storage_options=None):
+    """Read and check the headers of a raw or ramp exposure; no pixel is read.
+
+    Parameters
+    ----------
+    path_or_url : str or os.PathLike
+        Local path or fsspec URL.
+    storage_options : dict, optional
+        fsspec options for URLs.
+
+    Returns
+    -------
+    ExposureLayout
+
+    Raises
+    ------
+    InputFileError
+        Missing, truncated, non-FITS, or not a JWST raw/ramp exposure.
+    """
+    source = FitsSource(path_or_url, storage_options or {})
+    with source.reader() as reader:
+        hdus = read_hdus(source, reader)
+        stamp = reader.stamp()
+        return _layout(source, hdus, stamp, reader)
+
+
+def _layout(source, hdus, stamp, reader):
+    url = source.url
+    primary = hdus[0].header
+    sci_hdu = find_hdu(hdus, "SCI")
+    if sci_hdu is None:
+        names = [h.name or str(h.index) for h in hdus]
+        raise InputFileError(
+            url, f"not a JWST raw or ramp exposure: no SCI extension (HDUs: {names})"
+        )
+    if not sci_hdu.is_image:
+        raise InputFileError(url, "not a JWST raw or ramp exposure: SCI is not an image")
+    shape = sci_hdu.shape
+    if len(shape) != 4:
+        raise InputFileError(
+            url,
+            f"not a JWST raw or ramp exposure: SCI has {len(shape)} dimensions {shape}, "
+            "expected 4 (integration, group, y, x)",
+        )
+    if 0 in shape:
+        raise InputFileError(url, f"SCI is empty (shape {shape})")
+    missing = [k for k in REQUIRED_KEYWORDS if k not in primary]
+    if missing:
+        raise InputFileError(
+            url, f"not a JWST raw or ramp exposure: primary header lacks {', '.join(missing)}"
+        )
+    instrument = str(primary["INSTRUME"]).strip().upper()
+    if instrument not in FULL_FRAME_SHAPE:
+        raise InputFileError(
+            url,
+            f"INSTRUME = {instrument!r} is not a JWST detector instrument "
+            f"({', '.join(FULL_FRAME_SHAPE)})",
+        )
+    sci_header = sci_hdu.header
+    attrs = keyword_attrs(primary, sci_header, url)
+
+    nints, ngroups, ny, nx = shape
+    data = _image(source, sci_hdu, None, stamp)
+    if data.dtype not in (np.dtype("uint16"), np.dtype("float32")):
+        data = FitsImage(source, data.layout, np.dtype("float32"), "SCI", stamp)
+    variables = [VariableSpec("data", DIMS, shape, data.dtype, data)]
+
+    def optional(name, dims, want_shape, cast):
+        hdu = find_hdu(hdus, name)
+        if hdu is None:
+            return None
+        if hdu.shape != want_shape:
+            raise InputFileError(
+                url, f"{name} has shape {hdu.shape}, expected {want_shape} to match SCI {shape}"
+            )
+        image = _image(source, hdu, cast, stamp)
+        return VariableSpec(name.lower(), dims, want_shape, image.dtype, image)
+
+    u8, u32 = np.dtype("uint8"), np.dtype("uint32")
+    groupdq = optional("GROUPDQ", DIMS, shape, u8)
+    variables.append(groupdq or VariableSpec("groupdq", DIMS, shape, u8))
+    pixeldq = optional("PIXELDQ", ("y", "x"), (ny, nx), u32)
+    variables.append(pixeldq or VariableSpec("pixeldq", ("y", "x"), (ny, nx), u32))
+    zeroframe = optional("ZEROFRAME", ("integration", "y", "x"), (nints, ny, nx), None)
+    if zeroframe is not None:
+        variables.append(zeroframe)
+    sizes = dict(zip(DIMS, shape, strict=True))
+    refout_hdu = find_hdu(hdus, "REFOUT")
+    if refout_hdu is not None:
+        rshape = refout_hdu.shape
+        if len(rshape) != 4 or rshape[:3] != (nints, ngroups, ny):
+            raise InputFileError(
+                url, f"REFOUT has shape {rshape}, expected ({nints}, {ngroups}, {ny}, n)"
+            )
+        image = _image(source, refout_hdu, None, stamp)
+        dims = ("integration", "group", "y", REFOUT_X)
+        variables.append(VariableSpec("refout", dims, rshape, image.dtype, image))
+        sizes[REFOUT_X] = rshape[3]
+
+    tables = {}
+    for extname, key in TABLES.items():
+        hdu = find_hdu(hdus, extname)
+        if hdu is not None and hdu.xtension in ("BINTABLE", "TABLE"):
+            tables[key] = read_table(source, hdu, reader)
+
+    intstart = attrs.get("intstart", 1)
+    x0 = attrs.get("substrt1", 1) - 1
+    y0 = attrs.get("substrt2", 1) - 1
+    coords = {
+        "integration": np.arange(nints, dtype=np.int64) + (intstart - 1),
+        "group": np.arange(ngroups, dtype=np.int64),
+        "y": np.arange(ny, dtype=np.int64) + y0,
+        "x": np.arange(nx, dtype=np.int64) + x0,
+    }
+    datamodel = primary.get("DATAMODL")
+    attrs.update(
+        primary_header=header_to_dict(primary),
+        sci_header=header_to_dict(sci_header),
+        tables=tables,
+        cal_step=cal_step_from_header(primary),
+        provenance=[],
+        source=url,
+        datamodel=None if datamodel is None else str(datamodel).strip(),
+    )
+    return ExposureLayout(
+        source=source, variables=tuple(variables), coords=coords, attrs=attrs, sizes=sizes
+    )
+
+
+# --------------------------------------------------------------------------
+# the Dataset
+# --------------------------------------------------------------------------
+
+
+def _dask_variable(spec, chunks):
+    import dask.array as da
+    from dask.base import tokenize
+
+    if spec.image is None:
+        return da.zeros(spec.shape, dtype=spec.dtype, chunks=chunks)
+    return da.from_array(
+        spec.image,
+        chunks=chunks,
+        name=f"detflow-read-{spec.name}-{tokenize(spec.image, chunks)}",
+        lock=False,
+        asarray=False,
+        inline_array=False,
+        meta=np.empty((0,) * len(spec.shape), dtype=spec.dtype),
+    )
+
+
+def open_exposure(path_or_url, chunks=None, storage_options=None):
+    """Open a raw or ramp exposure as a lazy, chunked :class:`xarray.Dataset`.
+
+    Nothing is computed and no pixel is read: every variable is a Dask array
+    whose tasks each read their own tile from the file (by path or URL, so the
+    graph runs on threads, processes or a distributed cluster).
+
+    Parameters
+    ----------
+    path_or_url : str or os.PathLike
+        A ``*_uncal.fits`` (level-1b, ``uint16``) or ``*_ramp.fits`` (RampModel,
+        ``float32``) file: local path, ``file://`` or any fsspec URL
+        (``memory://``, ``http(s)://``, ``s3://``, ...).
+    chunks : None, "auto" or dict, optional
+        ``None``/``"auto"``/``{}``: amplifier-aligned default tiles (one
+        integration, all groups; :func:`detflow.io.chunks.default_chunks`).
+        A dict by dimension name (int, ``-1``, or tuple of sizes) overrides
+        some dimensions.
+    storage_options : dict, optional
+        Passed to fsspec for URLs (credentials, ``block_size``, ...).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions ``(integration, group, y, x)`` with
+
+        * ``data`` ``(nints, ngroups, ny, nx)``: ``uint16`` (raw) or ``float32`` (ramp);
+        * ``groupdq`` ``(nints, ngroups, ny, nx)`` ``uint8`` (zeros if the file has none);
+        * ``pixeldq`` ``(ny, nx)`` ``uint32`` (zeros if the file has none);
+        * ``zeroframe`` ``(nints, ny, nx)`` when the file has a ZEROFRAME;
+        * ``refout`` ``(nints, ngroups, ny, refout_x)`` when the file has a REFOUT;
+
+        coordinates ``integration`` (``INTSTART - 1 + i``), ``group``, and
+        full-frame 0-based ``y``/``x``; attributes as :mod:`detflow.contract`
+        describes (keywords, ``primary_header``, ``sci_header``, ``tables``,
+        ``cal_step``, ``provenance``, ``source``, ``datamodel``).
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, truncated, not FITS, or not a JWST raw/ramp exposure.
+    ParameterError
+        Invalid ``chunks``.
+    """
+    import xarray as xr
+
+    layout = inspect_exposure(path_or_url, storage_options)
+    extra = {d: n for d, n in layout.sizes.items() if d not in DIMS}
+    dim_chunks = resolve_chunks(chunks, layout.attrs, layout.shape, extra_dims=extra)
+    data_vars = {}
+    for spec in layout.variables:
+        var_chunks = tuple(dim_chunks[d] for d in spec.dims)
+        data_vars[spec.name] = (spec.dims, _dask_variable(spec, var_chunks))
+    return xr.Dataset(data_vars, coords=layout.coords, attrs=layout.attrs)

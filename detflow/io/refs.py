@@ -1,0 +1,1329 @@
+"""JWST reference files as lazy xarray Datasets, and reference-file resolution.
+
+Opening
+-------
+:func:`open_reference` opens any JWST FITS reference file of calwebb_detector1
+(MASK, SATURATION, SUPERBIAS, LINEARITY, DARK, GAIN, READNOISE, IPC, RESET,
+RSCD, ...) as an :class:`xarray.Dataset` whose arrays are dask arrays: opening
+reads headers (and the small binary tables) only, every image chunk is read
+from the file when a task needs it. Each task re-opens the file, so the graph
+holds no open file handle and ships to a distributed cluster as it is.
+
+The spatial dimensions are ``y, x`` with the coordinates of the data contract
+(:mod:`detflow.contract`): 0-based full-frame detector pixel numbers,
+``x = SUBSTRT1 - 1 + arange(nx)``, ``y = SUBSTRT2 - 1 + arange(ny)``, so a
+subarray reference and a full-frame one line up with an exposure by
+coordinate. :func:`select_region` cuts a reference to an exposure.
+
+Variables are the lower-cased extension names. Dimensions per reference type:
+
+============  ==============================================================
+reftype       variables (dims)
+============  ==============================================================
+MASK          ``dq (y, x)``
+SATURATION    ``sci (y, x)``, ``dq (y, x)``
+SUPERBIAS     ``sci``, ``err``, ``dq`` (each ``(y, x)``)
+LINEARITY     ``coeffs (coeff, y, x)``, ``inv_coeffs (coeff, y, x)`` (optional),
+              ``dq (y, x)``
+DARK (NIR)    ``sci (group, y, x)``, ``err (group, y, x)``, ``dq (y, x)`` or
+              ``(group, y, x)``, ``avdrkcur (y, x)`` (optional); NIRSpec also
+              ``drk``, ``unc (y, x)``
+DARK (MIRI)   ``sci``, ``err``, ``dq`` (each ``(integration, group, y, x)``)
+RESET         ``sci``, ``err`` (``(integration, group, y, x)``), ``dq (y, x)``
+GAIN          ``sci (y, x)``
+READNOISE     ``sci (y, x)``
+IPC           ``sci (ky, kx)`` (one kernel) or ``sci (ky, kx, y, x)`` (per pixel)
+RSCD          no variables; ``attrs["tables"]["rscd_group_skip"]``
+============  ==============================================================
+
+Binary tables (``DQ_DEF``, ``RSCD_GROUP_SKIP``, ...) are kept as
+``attrs["tables"][<lower-cased extname>] = {column: list}``. Non-spatial
+dimensions carry 0-based integer coordinates, except ``ky``/``kx``, whose
+coordinates are the kernel offsets from its centre (``arange(n) - n // 2``).
+
+Resolution
+----------
+:func:`resolve_reference` finds the reference file of one type for an exposure,
+in this order: an explicit override (jwst's ``override_<reftype>``), a reference
+directory (explicit, or ``<folder of the exposure file>/refs`` when it exists),
+then a CRDS cache through the ``crds`` client when ``CRDS_PATH`` is set.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import threading
+from collections.abc import Mapping
+
+import numpy as np
+
+from detflow.contract import FULL_FRAME_SHAPE
+from detflow.errors import ReferenceFileError
+
+__all__ = [
+    "OPTIONAL_REFTYPES",
+    "clear_reference_index",
+    "open_reference",
+    "reference_index",
+    "resolve_reference",
+    "resolve_references",
+    "select_region",
+]
+
+#: Reference types whose absence is normal (the step is then skipped): resolution
+#: returns ``"N/A"`` for them when nothing is found and ``optional`` is not given.
+OPTIONAL_REFTYPES = frozenset(
+    {"ipc", "persat", "trapdensity", "trappars", "sirskernel", "pictureframe", "emicorr"}
+)
+
+#: Reference types whose subarray shape jwst requires to equal the science shape
+#: (no subarray cutting in jwst's dark_current and reset steps).
+EXACT_SHAPE_REFTYPES = frozenset({"DARK", "RESET"})
+
+#: Values of a selection keyword that match any exposure.
+_WILDCARDS = frozenset({"", "ANY", "N/A", "GENERIC", "MULTIPLE", "NONE"})
+
+#: Selection keywords used to rank candidates: attrs name -> (keyword, pattern keyword).
+_SELECTORS = {
+    "readpatt": ("READPATT", "P_READPA"),
+    "subarray": ("SUBARRAY", "P_SUBARR"),
+    "exp_type": ("EXP_TYPE", "P_EXP_TY"),
+    "filter": ("FILTER", "P_FILTER"),
+    "pupil": ("PUPIL", "P_PUPIL"),
+}
+
+#: Primary-header keywords copied to attrs: attrs name -> (keyword, type).
+_REF_KEYWORDS = {
+    "reftype": ("REFTYPE", str),
+    "instrument": ("INSTRUME", str),
+    "detector": ("DETECTOR", str),
+    "subarray": ("SUBARRAY", str),
+    "readpatt": ("READPATT", str),
+    "exp_type": ("EXP_TYPE", str),
+    "filter": ("FILTER", str),
+    "pupil": ("PUPIL", str),
+    "nframes": ("NFRAMES", int),
+    "groupgap": ("GROUPGAP", int),
+    "ngroups": ("NGROUPS", int),
+    "nints": ("NINTS", int),
+    "noutputs": ("NOUTPUTS", int),
+    "fastaxis": ("FASTAXIS", int),
+    "slowaxis": ("SLOWAXIS", int),
+    "gain_factor": ("GAINFACT", float),
+    "average_dark_current": ("AVDRKCUR", float),
+    "useafter": ("USEAFTER", str),
+    "pedigree": ("PEDIGREE", str),
+    "author": ("AUTHOR", str),
+    "description": ("DESCRIP", str),
+}
+
+#: Target size of one default chunk, in bytes.
+_CHUNK_BYTES = 128 * 2**20
+
+#: NIR amplifier width: default x tiles are aligned to it on the detector grid.
+_NIR_AMP_WIDTH = 512
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _is_url(path):
+    path = str(path)
+    return "://" in path and not path.startswith("file://")
+
+
+def _local_path(path):
+    path = str(path)
+    return path[len("file://") :] if path.startswith("file://") else path
+
+
+def _fits_open(path, storage_options=None):
+    """Open a FITS file lazily (headers only) from a local path or an fsspec URL.
+
+    No memory map: ``.section`` then reads just the requested bytes, scaled
+    (BZERO/BSCALE) images included, which astropy refuses to memory-map.
+    """
+    from astropy.io import fits
+
+    if _is_url(path):
+        return fits.open(
+            str(path),
+            use_fsspec=True,
+            fsspec_kwargs=dict(storage_options or {}),
+            lazy_load_hdus=True,
+        )
+    return fits.open(_local_path(path), memmap=False, lazy_load_hdus=True)
+
+
+def _path_exists(path, storage_options=None):
+    if _is_url(path):
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(str(path), **dict(storage_options or {}))
+        return fs.exists(root)
+    return os.path.exists(_local_path(path))
+
+
+def _json_value(value):
+    """A FITS header value as plain JSON (str, int, float, bool or None)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value)
+    if isinstance(value, complex | np.complexfloating):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    return None  # astropy's Undefined and anything exotic
+
+
+def _header_to_dict(header):
+    """A FITS header as a JSON-friendly dict (first occurrence of each keyword).
+
+    ``COMMENT`` and ``HISTORY`` become lists of strings; blank keywords are dropped.
+    """
+    out = {}
+    for card in header.cards:
+        key = card.keyword
+        if not key:
+            continue
+        if key in ("COMMENT", "HISTORY"):
+            out.setdefault(key, []).append(str(card.value))
+        elif key not in out:
+            out[key] = _json_value(card.value)
+    return out
+
+
+def _table_to_dict(data):
+    """A FITS binary table as ``{column: list}`` of plain Python values."""
+    out = {}
+    if data is None:
+        return out
+    for name in data.columns.names:
+        col = np.asarray(data[name])
+        if col.dtype.kind in "SU":
+            values = [
+                v.decode("ascii", "replace").strip() if isinstance(v, bytes) else str(v).strip()
+                for v in col.tolist()
+            ]
+        else:
+            values = col.tolist()
+        out[name] = values
+    return out
+
+
+def _hdu_dtype(header):
+    """The dtype astropy gives an image HDU's data (after BZERO/BSCALE scaling)."""
+    bitpix = int(header["BITPIX"])
+    bzero = header.get("BZERO", 0)
+    bscale = header.get("BSCALE", 1)
+    raw = {8: "uint8", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}[bitpix]
+    if bzero == 0 and bscale == 1:
+        return np.dtype(raw).newbyteorder("=")
+    if bscale == 1:
+        if bitpix == 8 and bzero == -128:
+            return np.dtype("int8")
+        for bits, name in ((16, "uint16"), (32, "uint32"), (64, "uint64")):
+            if bitpix == bits and bzero == 1 << (bits - 1):
+                return np.dtype(name)
+    if bitpix > 16:
+        return np.dtype("float64")
+    if bitpix > 0:
+        return np.dtype("float32")
+    return np.dtype(raw).newbyteorder("=")
+
+
+def _header_value(header, key, typ=str):
+    value = header.get(key)
+    if value is None or not isinstance(value, str | int | float | bool | np.generic):
+        return None
+    try:
+        if typ is str:
+            return str(value).strip()
+        if typ is int:
+            return int(value)
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _upper(value):
+    return "" if value is None else str(value).strip().upper()
+
+
+def _is_dataset(obj):
+    """Whether ``obj`` is an xarray Dataset (which is also a Mapping of its variables)."""
+    return hasattr(obj, "data_vars") and hasattr(obj, "attrs") and hasattr(obj, "coords")
+
+
+def _exposure_attrs(exposure):
+    """The attrs mapping of an exposure given as a Dataset or a mapping (or None)."""
+    if exposure is None or isinstance(exposure, str):
+        return {}
+    if _is_dataset(exposure):
+        return exposure.attrs
+    return exposure
+
+
+def _exposure_path(attrs):
+    """The exposure's own file, from attrs ``path``/``source``/``source_path``/``filepath``."""
+    for key in ("path", "source", "source_path", "filepath"):
+        value = attrs.get(key)
+        if value and isinstance(value, str | os.PathLike):
+            return os.fspath(value)
+    return None
+
+
+def _exposure_label(exposure):
+    """A short name for an exposure in error messages."""
+    if exposure is None:
+        return "the exposure"
+    if isinstance(exposure, str):
+        return exposure
+    attrs = _exposure_attrs(exposure)
+    path = _exposure_path(attrs)
+    if path:
+        return os.path.basename(path.rstrip("/")) or path
+    if attrs.get("filename"):
+        return str(attrs["filename"])
+    header = attrs.get("primary_header")
+    if isinstance(header, Mapping) and header.get("FILENAME"):
+        return str(header["FILENAME"])
+    parts = [str(attrs[k]) for k in ("instrument", "detector") if attrs.get(k)]
+    return " ".join(parts + ["exposure"]) if parts else "the exposure"
+
+
+def _exposure_value(attrs, name):
+    """An exposure keyword by attrs name, falling back on its primary header."""
+    value = attrs.get(name)
+    if value is None:
+        header = attrs.get("primary_header")
+        if isinstance(header, Mapping):
+            from detflow.contract import KEYWORDS
+
+            keyword = KEYWORDS.get(name, (name.upper(),))[0]
+            value = header.get(keyword)
+    return value
+
+
+def _exposure_region(exposure):
+    """The exposure's ``(y, x)`` detector coordinates, or ``(None, None)`` if unknown.
+
+    Returns
+    -------
+    y, x : numpy.ndarray or None
+        0-based full-frame pixel numbers, shapes ``(ny,)`` and ``(nx,)``.
+    """
+    if _is_dataset(exposure):
+        coords = exposure.coords
+        if "y" in coords and "x" in coords:
+            return np.asarray(coords["y"].values), np.asarray(coords["x"].values)
+    attrs = _exposure_attrs(exposure)
+    vals = {k: _exposure_value(attrs, k) for k in ("substrt1", "substrt2", "subsize1", "subsize2")}
+    full = FULL_FRAME_SHAPE.get(_upper(_exposure_value(attrs, "instrument")))
+    x0 = int(vals["substrt1"]) if vals["substrt1"] is not None else 1
+    y0 = int(vals["substrt2"]) if vals["substrt2"] is not None else 1
+    nx, ny = vals["subsize1"], vals["subsize2"]
+    if nx is None or ny is None:
+        if full is None:
+            return None, None
+        ny = full[0] if ny is None else ny
+        nx = full[1] if nx is None else nx
+    return y0 - 1 + np.arange(int(ny)), x0 - 1 + np.arange(int(nx))
+
+
+def _region_text(y, x):
+    return f"rows {int(y[0])}-{int(y[-1])}, columns {int(x[0])}-{int(x[-1])}"
+
+
+def _covers(ref_y, ref_x, exp_y, exp_x):
+    """Whether the contiguous ranges ``ref_y``/``ref_x`` contain every exposure pixel."""
+    if ref_y is None or exp_y is None:
+        return True
+    return bool(
+        len(exp_y)
+        and len(exp_x)
+        and ref_y[0] <= exp_y.min()
+        and exp_y.max() <= ref_y[-1]
+        and ref_x[0] <= exp_x.min()
+        and exp_x.max() <= ref_x[-1]
+    )
+
+
+def _match(ref_value, pattern, exp_value):
+    """Score how a reference keyword matches an exposure value.
+
+    Returns 2 for an exact match, 1 for a match through a ``P_`` pattern keyword
+    (``"A|B|"``), 0 for a wildcard (absent, ANY, N/A, GENERIC, MULTIPLE) or an
+    unknown exposure value, and -1 for a mismatch.
+    """
+    exp = _upper(exp_value)
+    if not exp:
+        return 0
+    ref = _upper(ref_value)
+    if ref and ref == exp:
+        return 2
+    pat = [p.strip() for p in _upper(pattern).split("|") if p.strip()]
+    if pat:
+        if exp in pat:
+            return 1
+        if any(p in _WILDCARDS for p in pat):
+            return 0
+        return -1
+    if ref in _WILDCARDS:
+        return 0
+    return -1
+
+
+def _parse_date(value):
+    """An ISO ``datetime`` from a USEAFTER / DATE-OBS string, or None."""
+    if not value:
+        return None
+    text = str(value).strip()
+    for fmt in (None, "%b %d %Y %H:%M:%S", "%b %d %Y"):
+        try:
+            if fmt is None:
+                return _dt.datetime.fromisoformat(text.replace("Z", "")).replace(tzinfo=None)
+            return _dt.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def _exposure_date(attrs):
+    header = attrs.get("primary_header")
+    if isinstance(header, Mapping) and header.get("DATE-OBS"):
+        date = _parse_date(f"{header['DATE-OBS']}T{header.get('TIME-OBS') or '00:00:00'}")
+        if date is not None:
+            return date
+    mjd = _exposure_value(attrs, "expstart")
+    if mjd is None:
+        return None
+    try:
+        return _dt.datetime(1858, 11, 17) + _dt.timedelta(days=float(mjd))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+# --------------------------------------------------------------------------- opening
+
+
+class _FitsImage:
+    """Array-like view of one image HDU that reads only the requested section.
+
+    Every ``__getitem__`` opens the file, reads the section and closes it, so
+    the object pickles (for distributed workers) and holds no file handle.
+    """
+
+    def __init__(self, path, index, shape, dtype, storage_options=None):
+        self.path = str(path)
+        self.index = int(index)
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self.storage_options = dict(storage_options or {})
+
+    def __getitem__(self, key):
+        with _fits_open(self.path, self.storage_options) as hdul:
+            out = hdul[self.index].section[key]
+            return np.array(out, dtype=self.dtype, copy=True)
+
+
+def _leading_dims(reftype, var, ndim):
+    """Names of the non-spatial dimensions of an ``ndim``-D array (spatial ones last)."""
+    if ndim == 3:
+        if reftype == "LINEARITY" or var in ("coeffs", "inv_coeffs"):
+            return ("coeff",)
+        if reftype in ("DARK", "RESET"):
+            return ("group",)
+        return ("plane",)
+    if ndim == 4:
+        if reftype == "IPC":
+            return ("ky", "kx")
+        if reftype in ("DARK", "RESET"):
+            return ("integration", "group")
+        return ("axis0", "axis1")
+    return tuple(f"axis{i}" for i in range(ndim - 2))
+
+
+def _default_chunks(dims, shape, itemsize, x0, instrument):
+    """Default chunk sizes: whole non-spatial axes (one integration), amp-aligned x tiles.
+
+    NIR references are tiled in x on the 512-column amplifier grid of the full
+    frame; MIRI (whose amplifiers interleave by column) keeps whole rows. Rows
+    are then split into bands so that a chunk stays under about 128 MB.
+    """
+    chunks = {}
+    for dim, n in zip(dims, shape, strict=True):
+        chunks[dim] = (1,) * n if dim == "integration" and n else (n,)
+    if "x" in dims:
+        nx = shape[dims.index("x")]
+        if _upper(instrument) != "MIRI" and nx > _NIR_AMP_WIDTH:
+            first = _NIR_AMP_WIDTH - (x0 % _NIR_AMP_WIDTH)
+            sizes = [min(first, nx)]
+            while sum(sizes) < nx:
+                sizes.append(min(_NIR_AMP_WIDTH, nx - sum(sizes)))
+            chunks["x"] = tuple(sizes)
+    if "y" in dims:
+        ny = shape[dims.index("y")]
+        per_row = itemsize
+        for dim in dims:
+            if dim != "y":
+                per_row *= max(chunks[dim])
+        rows = max(1, min(ny, _CHUNK_BYTES // max(per_row, 1)))
+        chunks["y"] = rows
+    return tuple(chunks[d] for d in dims)
+
+
+def _user_chunks(chunks, dims, default):
+    """Merge a user ``chunks`` argument (dict, int, -1, "auto") with the defaults."""
+    if chunks is None:
+        return default
+    if isinstance(chunks, Mapping):
+        return tuple(chunks.get(d, dflt) for d, dflt in zip(dims, default, strict=True))
+    return chunks
+
+
+def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_options=None):
+    """Open a JWST FITS reference file as a lazy, dask-backed :class:`xarray.Dataset`.
+
+    Nothing but headers and binary tables is read: each image extension becomes a
+    dask array whose chunks are read from the file by the task that needs them.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local path or fsspec URL of the reference file.
+    reftype : str, optional
+        Expected reference type (e.g. ``"dark"``); a file whose REFTYPE differs
+        raises :class:`~detflow.errors.ReferenceFileError`. Used as the
+        reference type when the file has no REFTYPE keyword.
+    chunks : dict, int, str or tuple, optional
+        Dask chunks. A dict maps dimension names (``y``, ``x``, ``group``, ...) to
+        chunk sizes, dimensions not named keep the default; anything else is
+        given to :func:`dask.array.from_array` for every variable. Default: one
+        integration, all groups/coefficients, 512-column x tiles aligned to the
+        NIR amplifiers (whole rows for MIRI), row bands of at most ~128 MB.
+    exposure : str, Mapping or xarray.Dataset, optional
+        The exposure the file is opened for, only to name it in error messages.
+    storage_options : dict, optional
+        fsspec options for a URL.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables are the lower-cased extension names (``sci``, ``err``, ``dq``,
+        ``coeffs``, ``inv_coeffs``, ``avdrkcur``, ...), spatial dims last as
+        ``(..., y, x)`` with 0-based full-frame coordinates
+        ``y = SUBSTRT2 - 1 + arange(ny)``, ``x = SUBSTRT1 - 1 + arange(nx)``
+        (SUBSTRT defaults to 1; the array shape wins over SUBSIZE, as in jwst).
+        Leading dims: ``coeff`` (LINEARITY), ``group`` / ``integration, group``
+        (DARK, RESET), ``ky, kx`` (IPC). ``attrs`` holds ``reftype``,
+        ``instrument``, ``detector``, ``subarray``, ``substrt1/2``, ``subsize1/2``,
+        ``readpatt``, ``exp_type``, ``filter``, ``pupil``, ``nframes``,
+        ``groupgap``, ``ngroups``, ``nints``, ``noutputs``, ``gain_factor``
+        (GAINFACT), ``average_dark_current`` (the AVDRKCUR keyword), ``useafter``,
+        ``pedigree``, ``author``, ``description`` where present; ``substrt1/2``
+        and ``subsize1/2`` (the region of the data actually in the file)
+        whenever it has spatial data; and always ``path``, ``filename``,
+        ``primary_header`` (a JSON-friendly dict), ``headers`` (lower-cased
+        extension name -> header dict) and ``tables`` (binary tables as
+        ``{extname: {column: list}}``, e.g. ``dq_def``, ``rscd_group_skip``).
+
+    Raises
+    ------
+    ReferenceFileError
+        The file does not exist, is not readable FITS, is of another type than
+        ``reftype``, or its arrays disagree on the spatial shape.
+    """
+    import dask.array as da
+    import xarray as xr
+    from dask.base import tokenize
+
+    path = os.fspath(path) if not isinstance(path, str) else path
+    label = _exposure_label(exposure)
+    want = _upper(reftype)
+    rt_name = want or "REFERENCE"
+    if not _path_exists(path, storage_options):
+        raise ReferenceFileError(rt_name, label, f"reference file {path} does not exist")
+    try:
+        hdul = _fits_open(path, storage_options)
+    except Exception as exc:  # astropy raises OSError, ValueError, ...
+        raise ReferenceFileError(
+            rt_name, label, f"cannot read {path} as FITS ({type(exc).__name__}: {exc})"
+        ) from exc
+
+    with hdul:
+        primary = hdul[0].header
+        file_rt = _upper(_header_value(primary, "REFTYPE"))
+        if want and file_rt and file_rt != want:
+            raise ReferenceFileError(
+                want, label, f"{path} is a {file_rt} reference file, not {want}"
+            )
+        rt = file_rt or want or "UNKNOWN"
+        attrs = {}
+        for name, (key, typ) in _REF_KEYWORDS.items():
+            value = _header_value(primary, key, typ)
+            if value is not None:
+                attrs[name] = value
+        attrs["reftype"] = rt
+        attrs["path"] = str(path)
+        attrs["filename"] = os.path.basename(str(path).rstrip("/"))
+        attrs["primary_header"] = _header_to_dict(primary)
+        headers, tables, images = {}, {}, []
+        seen = {}
+        for index, hdu in enumerate(hdul):
+            if index == 0:
+                continue
+            header = hdu.header
+            extname = str(header.get("EXTNAME", f"HDU{index}")).strip() or f"HDU{index}"
+            key = extname.lower()
+            seen[key] = seen.get(key, 0) + 1
+            if seen[key] > 1:
+                key = f"{key}_{seen[key]}"
+            headers[key] = _header_to_dict(header)
+            if header.get("XTENSION", "").strip().upper() in ("BINTABLE", "TABLE"):
+                if key == "asdf":
+                    continue
+                tables[key] = _table_to_dict(hdu.data)
+            elif int(header.get("NAXIS", 0)) > 0 and hdu.shape and 0 not in hdu.shape:
+                images.append((index, key, tuple(hdu.shape), _hdu_dtype(header)))
+        attrs["headers"] = headers
+        attrs["tables"] = tables
+
+    # spatial frame: the array shape wins over SUBSIZE (as in jwst's ref_matches_sci)
+    spatial_shapes = {
+        key: shape[-2:]
+        for _, key, shape, _ in images
+        if len(shape) >= 2 and not (rt == "IPC" and len(shape) == 2)
+    }
+    spatial = next(
+        (spatial_shapes[k] for k in ("sci", "coeffs") if k in spatial_shapes),
+        next(iter(spatial_shapes.values()), None),
+    )
+    x0 = int(_header_value(primary, "SUBSTRT1", int) or 1)
+    y0 = int(_header_value(primary, "SUBSTRT2", int) or 1)
+    if spatial is not None:
+        attrs["substrt1"], attrs["substrt2"] = x0, y0
+        attrs["subsize1"], attrs["subsize2"] = int(spatial[1]), int(spatial[0])
+    else:  # no spatial data (one IPC kernel, RSCD): keep what the header says
+        for name in ("substrt1", "substrt2", "subsize1", "subsize2"):
+            value = _header_value(primary, name.upper(), int)
+            if value is not None:
+                attrs[name] = value
+
+    if _is_url(path):
+        identity = tokenize(path, attrs["primary_header"])
+    else:
+        st = os.stat(_local_path(path))
+        identity = tokenize(os.path.abspath(_local_path(path)), st.st_mtime_ns, st.st_size)
+
+    data_vars = {}
+    sizes = {}
+    for index, key, shape, dtype in images:
+        ndim = len(shape)
+        if ndim == 1:
+            dims = (f"{key}_index",)
+        elif rt == "IPC" and ndim == 2:
+            dims = ("ky", "kx")
+        else:
+            dims = _leading_dims(rt, key, ndim) + ("y", "x")
+            if shape[-2:] != tuple(spatial):
+                raise ReferenceFileError(
+                    rt,
+                    label,
+                    f"{path}: extension {key.upper()} has spatial shape {shape[-2:]}, "
+                    f"but the file's data are {tuple(spatial)}",
+                )
+        for dim, n in zip(dims, shape, strict=True):
+            if sizes.setdefault(dim, n) != n:
+                raise ReferenceFileError(
+                    rt,
+                    label,
+                    f"{path}: extension {key.upper()} has {n} along '{dim}', "
+                    f"other extensions have {sizes[dim]}",
+                )
+        default = _default_chunks(dims, shape, dtype.itemsize, x0 - 1, attrs.get("instrument"))
+        var_chunks = _user_chunks(chunks, dims, default)
+        source = _FitsImage(path, index, shape, dtype, storage_options)
+        arr = da.from_array(
+            source,
+            chunks=var_chunks,
+            name=f"ref-{rt.lower()}-{key}-{tokenize(identity, index, var_chunks)}",
+            asarray=False,
+            fancy=False,
+            lock=False,
+            meta=np.empty((0,) * ndim, dtype=dtype),
+        )
+        data_vars[key] = xr.Variable(dims, arr, attrs={"extname": key.upper()})
+
+    coords = {}
+    if spatial is not None:
+        coords["y"] = ("y", y0 - 1 + np.arange(spatial[0], dtype=np.int64))
+        coords["x"] = ("x", x0 - 1 + np.arange(spatial[1], dtype=np.int64))
+    for dim, n in sizes.items():
+        if dim in ("y", "x"):
+            continue
+        if dim in ("ky", "kx"):
+            coords[dim] = (dim, np.arange(n, dtype=np.int64) - n // 2)
+        else:
+            coords[dim] = (dim, np.arange(n, dtype=np.int64))
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def select_region(ref_ds, exposure, *, match_chunks=True, require_exact=False):
+    """Cut a reference Dataset to an exposure's detector region, by coordinate.
+
+    Parameters
+    ----------
+    ref_ds : xarray.Dataset
+        A reference opened by :func:`open_reference`; variables ``(..., y, x)``.
+    exposure : xarray.Dataset or Mapping
+        The exposure: a Dataset (its ``y``/``x`` coordinates are used) or its
+        attrs (``substrt1/2``, ``subsize1/2``; a missing size means full frame).
+    match_chunks : bool
+        Rechunk ``y``/``x`` of the result to the exposure's spatial chunks when
+        ``exposure`` is a dask-backed Dataset, so blockwise steps align.
+    require_exact : bool
+        Also require the reference to have exactly the exposure's region, as
+        jwst's dark_current and reset steps do (no subarray cutting there).
+
+    Returns
+    -------
+    xarray.Dataset
+        The reference with ``y``/``x`` equal to the exposure's (shapes
+        ``(..., ny, nx)``), still lazy. References without spatial dims (a
+        single IPC kernel, RSCD tables) are returned unchanged. ``attrs``
+        ``substrt1/2``/``subsize1/2`` describe the cut; the file's own region
+        is kept in ``attrs["file_region"]``.
+
+    Raises
+    ------
+    ReferenceFileError
+        The reference is for another instrument or detector than the exposure,
+        or does not cover the exposure's region (or differs from it, with
+        ``require_exact``).
+    """
+    rt = str(ref_ds.attrs.get("reftype") or "REFERENCE")
+    label = _exposure_label(exposure)
+    fname = ref_ds.attrs.get("path") or ref_ds.attrs.get("filename") or "the reference file"
+    attrs = _exposure_attrs(exposure)
+    for name in ("instrument", "detector"):
+        ref_value = ref_ds.attrs.get(name)
+        pattern = (ref_ds.attrs.get("primary_header") or {}).get(
+            "P_DETECT" if name == "detector" else "P_INSTRU"
+        )
+        exp_value = _exposure_value(attrs, name)
+        if _match(ref_value, pattern, exp_value) < 0:
+            raise ReferenceFileError(
+                rt,
+                label,
+                f"{fname} is for {name} {ref_value}, but the exposure's {name} is {exp_value}",
+            )
+    if "y" not in ref_ds.dims or "x" not in ref_ds.dims:
+        return ref_ds
+    exp_y, exp_x = _exposure_region(exposure)
+    if exp_y is None:
+        raise ReferenceFileError(
+            rt, label, "cannot tell the exposure's detector region (no SUBSTRT/SUBSIZE)"
+        )
+    ref_y = np.asarray(ref_ds["y"].values)
+    ref_x = np.asarray(ref_ds["x"].values)
+    if not _covers(ref_y, ref_x, exp_y, exp_x):
+        raise ReferenceFileError(
+            rt,
+            label,
+            f"{fname} covers {_region_text(ref_y, ref_x)} of the detector, "
+            f"but the exposure needs {_region_text(exp_y, exp_x)}",
+        )
+    exact = (
+        len(ref_y) == len(exp_y)
+        and len(ref_x) == len(exp_x)
+        and np.array_equal(ref_y, exp_y)
+        and np.array_equal(ref_x, exp_x)
+    )
+    if require_exact and not exact:
+        raise ReferenceFileError(
+            rt,
+            label,
+            f"{fname} has {_region_text(ref_y, ref_x)}, but jwst requires the exposure's "
+            f"own region ({_region_text(exp_y, exp_x)}) for {rt}",
+        )
+    if exact:
+        out = ref_ds.copy()
+    else:
+        indexers = {}
+        for dim, want, have in (("y", exp_y, ref_y), ("x", exp_x, ref_x)):
+            start = int(want[0] - have[0])
+            if np.array_equal(want, np.arange(want[0], want[0] + len(want))):
+                indexers[dim] = slice(start, start + len(want))
+            else:
+                indexers[dim] = (want - have[0]).astype(np.intp)
+        out = ref_ds.isel(indexers)
+    if match_chunks and _is_dataset(exposure):
+        target = {}
+        for var in exposure.data_vars.values():
+            if var.chunks is None:
+                continue
+            for dim, c in zip(var.dims, var.chunks, strict=True):
+                if dim in ("y", "x"):
+                    target.setdefault(dim, c)
+        target = {d: c for d, c in target.items() if d in out.dims}
+        if target:
+            out = out.chunk(target)
+    out.attrs = dict(ref_ds.attrs)
+    out.attrs["file_region"] = {
+        k: ref_ds.attrs.get(k) for k in ("substrt1", "substrt2", "subsize1", "subsize2")
+    }
+    out.attrs["substrt1"], out.attrs["substrt2"] = int(exp_x[0]) + 1, int(exp_y[0]) + 1
+    out.attrs["subsize1"], out.attrs["subsize2"] = len(exp_x), len(exp_y)
+    return out
+
+
+# --------------------------------------------------------------------------- index
+
+
+_INDEX_LOCK = threading.Lock()
+_INDEX_CACHE: dict = {}
+
+
+def clear_reference_index():
+    """Forget every cached reference-directory index (they are rebuilt on demand)."""
+    with _INDEX_LOCK:
+        _INDEX_CACHE.clear()
+
+
+def _index_entry(path, storage_options=None):
+    """Header facts of one reference file used for selection, or None if unreadable."""
+    try:
+        with _fits_open(path, storage_options) as hdul:
+            primary = hdul[0].header
+            entry = {"path": str(path), "name": os.path.basename(str(path))}
+            for key in (
+                "REFTYPE",
+                "INSTRUME",
+                "DETECTOR",
+                "P_DETECT",
+                "USEAFTER",
+                "SUBSTRT1",
+                "SUBSTRT2",
+                "SUBSIZE1",
+                "SUBSIZE2",
+                "NFRAMES",
+                "NGROUPS",
+                "GROUPGAP",
+            ):
+                entry[key] = _json_value(primary.get(key))
+            for key, pattern in _SELECTORS.values():
+                entry[key] = _json_value(primary.get(key))
+                entry[pattern] = _json_value(primary.get(pattern))
+            shapes = {}
+            for hdu in hdul[1:]:
+                header = hdu.header
+                if header.get("XTENSION", "").strip().upper() != "IMAGE":
+                    continue
+                name = str(header.get("EXTNAME", "")).strip().upper()
+                naxis = int(header.get("NAXIS", 0))
+                shape = tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(naxis, 0, -1))
+                shapes.setdefault(name, shape)
+            entry["shapes"] = shapes
+    except Exception:
+        return None
+    rt = _upper(entry["REFTYPE"])
+    main = None
+    for name in ("SCI", "COEFFS", "DQ"):
+        shape = shapes.get(name)
+        if shape and len(shape) >= 2 and not (rt == "IPC" and len(shape) == 2):
+            main = shape
+            break
+    if main is None:
+        entry["region"] = None  # no spatial data: covers any exposure
+    else:
+        x0 = int(entry["SUBSTRT1"] or 1) - 1
+        y0 = int(entry["SUBSTRT2"] or 1) - 1
+        entry["region"] = (y0, main[-2], x0, main[-1])
+    return entry
+
+
+def reference_index(refs_dir, *, storage_options=None):
+    """Header index of the FITS reference files in a directory (cached per directory).
+
+    Files are re-read only when their size or modification time changes; files
+    that are not readable FITS are left out.
+
+    Parameters
+    ----------
+    refs_dir : str or os.PathLike
+        Local directory or fsspec URL; ``*.fits`` and ``*.fits.gz`` are indexed.
+    storage_options : dict, optional
+        fsspec options for a URL.
+
+    Returns
+    -------
+    list of dict
+        One entry per file, sorted by name: ``path``, ``name``, the primary
+        keywords used for selection (REFTYPE, INSTRUME, DETECTOR, P_DETECT,
+        READPATT, SUBARRAY, EXP_TYPE, FILTER, PUPIL and their ``P_`` patterns,
+        USEAFTER, SUBSTRT/SUBSIZE, NFRAMES, NGROUPS, GROUPGAP), ``shapes``
+        (extname -> shape) and ``region`` (``(y0, ny, x0, nx)`` 0-based, or
+        None when the file has no spatial data).
+    """
+    import fsspec
+
+    refs_dir = os.fspath(refs_dir) if not isinstance(refs_dir, str) else refs_dir
+    if _is_url(refs_dir):
+        fs, root = fsspec.core.url_to_fs(refs_dir, **dict(storage_options or {}))
+        files = {}
+        for pattern in ("*.fits", "*.fits.gz"):
+            for info in fs.glob(f"{root.rstrip('/')}/{pattern}", detail=True).values():
+                stamp = (
+                    info.get("size"),
+                    str(info.get("mtime") or info.get("LastModified") or info.get("ETag")),
+                )
+                files[fs.unstrip_protocol(info["name"])] = stamp
+        key = refs_dir.rstrip("/")
+    else:
+        root = os.path.abspath(_local_path(refs_dir))
+        files = {}
+        with os.scandir(root) as it:
+            for item in it:
+                if item.is_file() and item.name.lower().endswith((".fits", ".fits.gz")):
+                    st = item.stat()
+                    files[os.path.join(root, item.name)] = (st.st_size, st.st_mtime_ns)
+        key = root
+    with _INDEX_LOCK:
+        cached = dict(_INDEX_CACHE.get(key, {}))
+    fresh = {}
+    for path, stamp in files.items():
+        hit = cached.get(path)
+        if hit is not None and hit[0] == stamp:
+            fresh[path] = hit
+        else:
+            fresh[path] = (stamp, _index_entry(path, storage_options))
+    with _INDEX_LOCK:
+        _INDEX_CACHE[key] = fresh
+    return [fresh[p][1] for p in sorted(fresh) if fresh[p][1] is not None]
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def _entry_rank(entry, rt, attrs, exp_y, exp_x, exp_date):
+    """Sort key of a candidate (larger is better), or None if it cannot serve."""
+    region = entry["region"]
+    if region is not None and exp_y is not None:
+        y0, ny, x0, nx = region
+        ref_y = np.arange(y0, y0 + ny)
+        ref_x = np.arange(x0, x0 + nx)
+        if not _covers(ref_y, ref_x, exp_y, exp_x):
+            return None
+        exact = int(y0 == exp_y[0] and ny == len(exp_y) and x0 == exp_x[0] and nx == len(exp_x))
+    else:
+        exact = 0
+    mismatches, score = 0, 0
+    for name, (key, pattern) in _SELECTORS.items():
+        if name == "subarray" and _upper(entry.get(key)) == "FULL" and not entry.get(pattern):
+            continue  # a full-frame file serves any subarray (coverage is checked above)
+        s = _match(entry.get(key), entry.get(pattern), _exposure_value(attrs, name))
+        if s < 0:
+            mismatches += 1
+        else:
+            score += s
+    if rt == "DARK":
+        # as stcal's dark_sub: the dark should span the exposure's frames (else it is
+        # extrapolated) and not average more frames per group (else the step skips)
+        ngroups = _exposure_value(attrs, "ngroups")
+        sci = entry["shapes"].get("SCI") or ()
+        if ngroups is not None and len(sci) >= 3:
+            nframes = int(_exposure_value(attrs, "nframes") or 1)
+            gap = int(_exposure_value(attrs, "groupgap") or 0)
+            d_nframes, d_gap = int(entry["NFRAMES"] or 1), int(entry["GROUPGAP"] or 0)
+            d_total = sci[-3] * d_nframes + (sci[-3] - 1) * d_gap
+            if d_total < int(ngroups) * nframes + (int(ngroups) - 1) * gap:
+                mismatches += 1
+            if d_nframes > nframes or d_gap > gap:
+                mismatches += 1
+    det = _match(entry["DETECTOR"], entry["P_DETECT"], _exposure_value(attrs, "detector"))
+    useafter = _parse_date(entry.get("USEAFTER"))
+    usable = int(useafter is None or exp_date is None or useafter <= exp_date)
+    exact_first = exact if rt in EXACT_SHAPE_REFTYPES else 0
+    return (
+        exact_first,
+        -mismatches,
+        score,
+        exact,
+        det,
+        usable,
+        useafter or _dt.datetime.min,
+        entry["name"],
+    )
+
+
+def _check_header(path, rt, exposure, label, storage_options=None):
+    """Raise if an override's REFTYPE/INSTRUME/DETECTOR/region do not fit the exposure."""
+    attrs = _exposure_attrs(exposure)
+    if str(path).lower().endswith(".asdf"):
+        return _check_asdf(path, rt, attrs, label)
+    entry = _index_entry(path, storage_options)
+    if entry is None:
+        raise ReferenceFileError(rt, label, f"override {path} is not a readable FITS file")
+    file_rt = _upper(entry["REFTYPE"])
+    if file_rt and file_rt != rt:
+        raise ReferenceFileError(
+            rt, label, f"override {path} is a {file_rt} reference file, not {rt}"
+        )
+    checks = (
+        ("instrument", entry["INSTRUME"], None),
+        ("detector", entry["DETECTOR"], entry["P_DETECT"]),
+    )
+    for name, value, pattern in checks:
+        exp_value = _exposure_value(attrs, name)
+        if _match(value, pattern, exp_value) < 0:
+            raise ReferenceFileError(
+                rt,
+                label,
+                f"override {path} is a {rt} file for {name} {value}, "
+                f"but the exposure's {name} is {exp_value}",
+            )
+    exp_y, exp_x = _exposure_region(exposure)
+    region = entry["region"]
+    if region is not None and exp_y is not None:
+        y0, ny, x0, nx = region
+        ref_y, ref_x = np.arange(y0, y0 + ny), np.arange(x0, x0 + nx)
+        if not _covers(ref_y, ref_x, exp_y, exp_x):
+            raise ReferenceFileError(
+                rt,
+                label,
+                f"override {path} covers {_region_text(ref_y, ref_x)} of the detector, "
+                f"but the exposure needs {_region_text(exp_y, exp_x)}",
+            )
+    return None
+
+
+def _check_asdf(path, rt, attrs, label):
+    """Best-effort REFTYPE/INSTRUME/DETECTOR check of an ASDF reference override."""
+    try:
+        import asdf
+
+        with asdf.open(str(path), lazy_load=True, memmap=False) as af:
+            meta = af.tree.get("meta") or {}
+            file_rt = _upper(meta.get("reftype"))
+            inst = meta.get("instrument") or {}
+            ref_inst, ref_det = inst.get("name"), inst.get("detector")
+    except Exception:
+        return None
+    if file_rt and file_rt != rt:
+        raise ReferenceFileError(
+            rt, label, f"override {path} is a {file_rt} reference file, not {rt}"
+        )
+    for name, value in (("instrument", ref_inst), ("detector", ref_det)):
+        exp_value = _exposure_value(attrs, name)
+        if _match(value, None, exp_value) < 0:
+            raise ReferenceFileError(
+                rt,
+                label,
+                f"override {path} is a {rt} file for {name} {value}, "
+                f"but the exposure's {name} is {exp_value}",
+            )
+    return None
+
+
+def _default_refs_dir(attrs, storage_options=None):
+    path = _exposure_path(attrs)
+    if not path:
+        return None
+    if _is_url(path):
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
+        candidate = fs.unstrip_protocol(f"{fs._parent(root).rstrip('/')}/refs")
+    else:
+        candidate = os.path.join(os.path.dirname(os.path.abspath(_local_path(path))), "refs")
+    try:
+        return candidate if _path_exists(candidate, storage_options) else None
+    except Exception:
+        return None
+
+
+def _crds_parameters(attrs):
+    """CRDS matching parameters (datamodel paths) from the exposure's primary header."""
+    from detflow.contract import KEYWORDS
+
+    header = attrs.get("primary_header")
+    params = {}
+    if isinstance(header, Mapping):
+        params.update(
+            {k: v for k, v in header.items() if v is not None and not isinstance(v, list)}
+        )
+    for name, (keyword, where, _) in KEYWORDS.items():
+        if where == "primary" and keyword not in params and attrs.get(name) is not None:
+            params[keyword] = attrs[name]
+    params.setdefault("TELESCOP", "JWST")
+    try:
+        from crds.jwst.locate import fits_to_parkeys
+
+        return fits_to_parkeys(params)
+    except Exception:
+        return {k.upper(): str(v) for k, v in params.items()}
+
+
+class _CrdsEnvironment:
+    """Temporarily default CRDS to the offline, local-cache mode."""
+
+    def __enter__(self):
+        self._old = os.environ.get("CRDS_MODE")
+        if self._old is None:
+            os.environ["CRDS_MODE"] = "local"
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is None:
+            os.environ.pop("CRDS_MODE", None)
+        return False
+
+
+def _resolve_crds(rt, attrs, label):
+    """Ask the CRDS client; returns a path, "N/A", or raises ReferenceFileError."""
+    try:
+        import crds
+    except ImportError as exc:
+        raise ReferenceFileError(
+            rt, label, "CRDS_PATH is set but the crds package is not installed"
+        ) from exc
+    params = _crds_parameters(attrs)
+    try:
+        with _CrdsEnvironment():
+            best = crds.getreferences(
+                params,
+                reftypes=[rt.lower()],
+                observatory="jwst",
+                context=os.environ.get("CRDS_CONTEXT") or None,
+            )
+    except Exception as exc:  # CrdsError and whatever the client lets through
+        raise ReferenceFileError(
+            rt,
+            label,
+            f"CRDS lookup in {os.environ.get('CRDS_PATH')} failed ({type(exc).__name__}: {exc})",
+        ) from exc
+    value = str(best.get(rt.lower(), best.get(rt, "")) if isinstance(best, Mapping) else "")
+    if not value or "N/A" in value.upper():
+        return "N/A"
+    if value.upper().startswith("NOT FOUND"):
+        raise ReferenceFileError(rt, label, f"CRDS: {value}")
+    return value
+
+
+def resolve_reference(
+    reftype,
+    exposure,
+    *,
+    override=None,
+    refs_dir=None,
+    use_crds=None,
+    optional=False,
+    storage_options=None,
+):
+    """Find the reference file of one type for an exposure.
+
+    Order: (a) ``override`` (jwst's ``override_<reftype>``; ``"N/A"`` passes
+    through, anything else must exist and match the exposure's instrument,
+    detector and region); (b) a reference directory: ``refs_dir``, or
+    ``<folder of the exposure file>/refs`` when it exists; (c) a CRDS cache
+    through the ``crds`` client when ``CRDS_PATH`` is set (offline:
+    ``CRDS_MODE`` defaults to ``local``; ``CRDS_CONTEXT`` is honoured).
+
+    In a directory, candidates are the ``*.fits`` files whose REFTYPE equals
+    ``reftype``, whose INSTRUME and DETECTOR match the exposure (or are ANY,
+    N/A, MULTIPLE or absent; ``P_DETECT`` patterns such as ``"NRCA1|NRCA2|"``
+    are honoured) and whose data cover the exposure's detector region. They
+    are ranked by, in order: exact region (first for DARK and RESET, which jwst
+    does not cut), fewest mismatching READPATT/SUBARRAY/EXP_TYPE/FILTER/PUPIL
+    keywords (and, for DARK, enough frames), most exact keyword matches, exact
+    region, exact DETECTOR, USEAFTER not after the exposure start, newest
+    USEAFTER, and last the largest file name (CRDS serial numbers grow).
+
+    Parameters
+    ----------
+    reftype : str
+        Reference type, any case (``"dark"``, ``"GAIN"``...).
+    exposure : Mapping or xarray.Dataset
+        The exposure's attrs (:mod:`detflow.contract` names: ``instrument``,
+        ``detector``, ``subarray``, ``substrt1/2``, ``subsize1/2``,
+        ``readpatt``, ``exp_type``, ``filter``, ``pupil``, ``expstart``,
+        ``primary_header``, and the file in ``path`` or ``source``), or the
+        exposure Dataset itself.
+    override : str or os.PathLike, optional
+        Explicit file (local path or fsspec URL) or ``"N/A"``.
+    refs_dir : str or os.PathLike, optional
+        Directory of reference files; default ``<exposure folder>/refs``.
+    use_crds : bool, optional
+        Whether to ask CRDS; default: when the ``CRDS_PATH`` variable is set.
+    optional : bool
+        Return ``"N/A"`` instead of raising when nothing is found.
+    storage_options : dict, optional
+        fsspec options for URLs.
+
+    Returns
+    -------
+    str
+        Path of the reference file, or ``"N/A"`` (not applicable).
+
+    Raises
+    ------
+    ReferenceFileError
+        The override is missing or mismatched, the CRDS lookup failed, or no
+        file was found (the message says how to supply one).
+    """
+    rt = _upper(reftype)
+    attrs = _exposure_attrs(exposure)
+    label = _exposure_label(exposure)
+
+    # (a) explicit override
+    if override is not None and str(override).strip() != "":
+        override = os.fspath(override) if not isinstance(override, str) else override
+        if override.strip().upper() == "N/A":
+            return "N/A"
+        if not _path_exists(override, storage_options):
+            raise ReferenceFileError(
+                rt,
+                label,
+                f"override_{rt.lower()}={override} does not exist",
+                hint=f"give an existing file or 'N/A' as override_{rt.lower()}",
+            )
+        _check_header(override, rt, exposure, label, storage_options)
+        return str(override)
+
+    searched = []
+    # (b) reference directory
+    explicit_dir = refs_dir is not None
+    if refs_dir is None:
+        refs_dir = _default_refs_dir(attrs, storage_options)
+    if refs_dir is not None:
+        refs_dir = os.fspath(refs_dir) if not isinstance(refs_dir, str) else refs_dir
+        if not _path_exists(refs_dir, storage_options):
+            if explicit_dir:
+                raise ReferenceFileError(
+                    rt, label, f"reference directory {refs_dir} does not exist"
+                )
+        else:
+            found, why = _resolve_dir(rt, exposure, refs_dir, storage_options)
+            if found is not None:
+                return found
+            searched.append(why)
+
+    # (c) CRDS cache
+    if use_crds is None:
+        use_crds = bool(os.environ.get("CRDS_PATH"))
+    if use_crds:
+        try:
+            return _resolve_crds(rt, attrs, label)
+        except ReferenceFileError:
+            if optional:
+                return "N/A"
+            raise
+    else:
+        searched.append("CRDS not consulted (CRDS_PATH is not set)")
+
+    if optional:
+        return "N/A"
+    raise ReferenceFileError(rt, label, "no reference file found: " + "; ".join(searched))
+
+
+def _resolve_dir(rt, exposure, refs_dir, storage_options=None):
+    """``(path, None)`` of the best candidate in ``refs_dir``, or ``(None, why not)``."""
+    entries = reference_index(refs_dir, storage_options=storage_options)
+    attrs = _exposure_attrs(exposure)
+    exp_y, exp_x = _exposure_region(exposure)
+    exp_date = _exposure_date(attrs)
+    of_type = [e for e in entries if _upper(e["REFTYPE"]) == rt]
+    matching = [
+        e
+        for e in of_type
+        if _match(e["INSTRUME"], None, _exposure_value(attrs, "instrument")) >= 0
+        and _match(e["DETECTOR"], e["P_DETECT"], _exposure_value(attrs, "detector")) >= 0
+    ]
+    ranked = []
+    for entry in matching:
+        rank = _entry_rank(entry, rt, attrs, exp_y, exp_x, exp_date)
+        if rank is not None:
+            ranked.append((rank, entry["path"]))
+    if ranked:
+        return max(ranked)[1], None
+    det = _exposure_value(attrs, "detector")
+    if not of_type:
+        return None, f"{refs_dir} has no {rt} file"
+    if not matching:
+        return None, (
+            f"{refs_dir} has {len(of_type)} {rt} file(s), none for "
+            f"{_exposure_value(attrs, 'instrument')} {det}"
+        )
+    region = _region_text(exp_y, exp_x) if exp_y is not None else "its region"
+    return None, (
+        f"{refs_dir} has {len(matching)} {rt} file(s) for {det}, none covering "
+        f"the exposure's {region}"
+    )
+
+
+def resolve_references(
+    reftypes,
+    exposure,
+    overrides=None,
+    refs_dir=None,
+    *,
+    use_crds=None,
+    optional=None,
+    storage_options=None,
+):
+    """Resolve several reference types for one exposure (see :func:`resolve_reference`).
+
+    Parameters
+    ----------
+    reftypes : iterable of str
+        Reference types, any case.
+    exposure : Mapping or xarray.Dataset
+        The exposure's attrs, or the exposure Dataset.
+    overrides : dict, optional
+        ``{reftype or "override_<reftype>": path or "N/A"}``; ``None`` values
+        are ignored.
+    refs_dir : str or os.PathLike, optional
+        Reference directory; default ``<exposure folder>/refs``.
+    use_crds : bool, optional
+        Whether to ask CRDS; default: when ``CRDS_PATH`` is set.
+    optional : collection of str, optional
+        Reference types that resolve to ``"N/A"`` when nothing is found;
+        default :data:`OPTIONAL_REFTYPES`.
+    storage_options : dict, optional
+        fsspec options for URLs.
+
+    Returns
+    -------
+    dict
+        Lower-case reftype -> path or ``"N/A"``.
+    """
+    opt = OPTIONAL_REFTYPES if optional is None else {str(o).lower() for o in optional}
+    given = {}
+    for key, value in (overrides or {}).items():
+        name = str(key).lower()
+        if name.startswith("override_"):
+            name = name[len("override_") :]
+        if value is not None:
+            given[name] = value
+    out = {}
+    for reftype in reftypes:
+        name = str(reftype).lower()
+        out[name] = resolve_reference(
+            name,
+            exposure,
+            override=given.get(name),
+            refs_dir=refs_dir,
+            use_crds=use_crds,
+            optional=name in opt,
+            storage_options=storage_options,
+        )
+    return out

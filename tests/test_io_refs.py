@@ -1,0 +1,654 @@
+"""Reference files as lazy xarray Datasets, region selection and resolution."""
+
+import json
+import os
+import pickle
+import shutil
+
+import dask
+import dask.array as da
+import numpy as np
+import pytest
+import xarray as xr
+from astropy.io import fits
+
+from detflow.contract import KEYWORDS
+from detflow.errors import ReferenceFileError
+from detflow.io import refs
+from detflow.io.refs import (
+    clear_reference_index,
+    open_reference,
+    reference_index,
+    resolve_reference,
+    resolve_references,
+    select_region,
+)
+
+# --------------------------------------------------------------------------- factories
+
+
+def write_ref(
+    path,
+    model,
+    reftype,
+    *,
+    instrument="NIRCAM",
+    detector="NRCA1",
+    subarray="FULL",
+    substrt=(1, 1),
+    useafter="2015-01-01T00:00:00",
+    keywords=None,
+    **meta,
+):
+    """Fill the metadata a reference file needs and save ``model`` to ``path``.
+
+    ``substrt`` is the 1-based ``(SUBSTRT1, SUBSTRT2)``; SUBSIZE comes from the
+    model's spatial shape. ``keywords`` are extra primary-header cards written
+    after saving (e.g. ``P_DETECT``).
+    """
+    m = model
+    m.meta.reftype = reftype
+    m.meta.instrument.name = instrument
+    m.meta.instrument.detector = detector
+    m.meta.author = "detflow tests"
+    m.meta.pedigree = "DUMMY"
+    m.meta.description = f"test {reftype}"
+    m.meta.useafter = useafter
+    shape = None
+    for name in ("data", "coeffs", "dq"):
+        arr = getattr(m, name, None) if m.hasattr(name) else None
+        if arr is not None and arr.ndim >= 2 and not (reftype == "IPC" and arr.ndim == 2):
+            shape = arr.shape[-2:]
+            break
+    keywords = dict(keywords or {})
+    if shape is not None:
+        cards = {"SUBARRAY": subarray, "SUBSTRT1": substrt[0], "SUBSTRT2": substrt[1]}
+        cards.update(SUBSIZE1=shape[1], SUBSIZE2=shape[0])
+        try:
+            m.meta.subarray.name = subarray
+            m.meta.subarray.xstart, m.meta.subarray.ystart = substrt
+            m.meta.subarray.ysize, m.meta.subarray.xsize = shape
+        except AttributeError:  # a schema without subarray keywords (IPC)
+            keywords = {**cards, **keywords}
+    for key, value in meta.items():
+        obj = m.meta
+        *parents, leaf = key.split(".")
+        for p in parents:
+            obj = getattr(obj, p)
+        setattr(obj, leaf, value)
+    m.save(str(path))
+    m.close()
+    if keywords:
+        with fits.open(path, mode="update") as hdul:
+            for key, value in keywords.items():
+                hdul[0].header[key] = value
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def dm():
+    from stdatamodels.jwst import datamodels
+
+    return datamodels
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(42)
+
+
+def exposure_attrs(
+    path=None,
+    *,
+    instrument="NIRCAM",
+    detector="NRCA1",
+    substrt=(1, 1),
+    subsize=(96, 64),
+    subarray="FULL",
+    readpatt="RAPID",
+    ngroups=4,
+    nframes=1,
+    groupgap=0,
+):
+    """Exposure attrs as detflow.contract names them (``subsize`` is ``(nx, ny)``)."""
+    attrs = {
+        "instrument": instrument,
+        "detector": detector,
+        "subarray": subarray,
+        "substrt1": substrt[0],
+        "substrt2": substrt[1],
+        "subsize1": subsize[0],
+        "subsize2": subsize[1],
+        "readpatt": readpatt,
+        "exp_type": "MIR_IMAGE" if instrument == "MIRI" else "NRC_IMAGE",
+        "ngroups": ngroups,
+        "nframes": nframes,
+        "groupgap": groupgap,
+        "expstart": 60000.0,
+    }
+    if path is not None:
+        attrs["path"] = str(path)
+    return attrs
+
+
+def attrs_from_uncal(path):
+    """Exposure attrs built from an uncal file's primary header (contract names)."""
+    header = fits.getheader(path, 0)
+    attrs = {
+        name: typ(header[key])
+        for name, (key, where, typ) in KEYWORDS.items()
+        if where == "primary" and key in header
+    }
+    attrs["path"] = str(path)
+    attrs["primary_header"] = {k: v for k, v in header.items() if k not in ("COMMENT", "HISTORY")}
+    return attrs
+
+
+def exposure_dataset(attrs, chunks=(16, 32)):
+    """A small lazy exposure Dataset with contract coordinates, chunked in y/x."""
+    nx, ny = attrs["subsize1"], attrs["subsize2"]
+    y = attrs["substrt2"] - 1 + np.arange(ny)
+    x = attrs["substrt1"] - 1 + np.arange(nx)
+    data = da.zeros((1, 2, ny, nx), dtype="uint16", chunks=(1, 2) + chunks)
+    return xr.Dataset(
+        {"data": (("integration", "group", "y", "x"), data)},
+        coords={"y": y, "x": x, "integration": [0], "group": [0, 1]},
+        attrs=dict(attrs),
+    )
+
+
+def _raise_if_computes(dsk, keys, **kwargs):
+    raise AssertionError("a dask computation was triggered")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_index():
+    clear_reference_index()
+    yield
+    clear_reference_index()
+
+
+# --------------------------------------------------------------------------- opening
+
+
+def test_open_is_lazy_and_graph_holds_no_data(tmp_path, dm, rng):
+    sci = rng.normal(size=(5, 64, 96)).astype("f4")
+    path = write_ref(
+        tmp_path / "dark.fits",
+        dm.DarkModel(data=sci, err=np.abs(sci), dq=np.zeros((64, 96), "u4")),
+        "DARK",
+        **{"exposure.nframes": 1, "exposure.ngroups": 5, "exposure.readpatt": "RAPID"},
+    )
+    exp = exposure_dataset(exposure_attrs(substrt=(11, 9), subsize=(40, 30)), chunks=(10, 20))
+    with dask.config.set(scheduler=_raise_if_computes):
+        ds = open_reference(path, "dark")
+        cut = select_region(ds, exp)
+    assert all(isinstance(v.data, da.Array) for v in ds.data_vars.values())
+    assert len(pickle.dumps(dict(ds.sci.data.dask))) < sci.nbytes / 4
+    np.testing.assert_array_equal(ds.sci.values, sci)
+    np.testing.assert_array_equal(cut.sci.values, sci[:, 8:38, 10:50])
+    assert cut.sci.chunks[1:] == exp.data.chunks[2:]
+
+
+def test_coordinates_full_frame_and_subarray(tmp_path, dm, rng):
+    full = rng.normal(size=(64, 96)).astype("f4")
+    sub = rng.normal(size=(8, 10)).astype("f4")
+    p_full = write_ref(tmp_path / "gain_full.fits", dm.GainModel(data=full), "GAIN")
+    p_sub = write_ref(
+        tmp_path / "gain_sub.fits",
+        dm.GainModel(data=sub),
+        "GAIN",
+        subarray="GENERIC",
+        substrt=(5, 7),
+    )
+    ds = open_reference(p_full)
+    np.testing.assert_array_equal(ds.y, np.arange(64))
+    np.testing.assert_array_equal(ds.x, np.arange(96))
+    assert ds.sci.dims == ("y", "x") and ds.sci.dtype == np.float32
+    ds = open_reference(p_sub)
+    np.testing.assert_array_equal(ds.x, 4 + np.arange(10))
+    np.testing.assert_array_equal(ds.y, 6 + np.arange(8))
+    np.testing.assert_array_equal(ds.sci.values, sub)
+    a = ds.attrs
+    assert (a["substrt1"], a["substrt2"], a["subsize1"], a["subsize2"]) == (5, 7, 10, 8)
+    assert (a["reftype"], a["instrument"], a["detector"], a["subarray"]) == (
+        "GAIN",
+        "NIRCAM",
+        "NRCA1",
+        "GENERIC",
+    )
+    assert a["filename"] == "gain_sub.fits" and a["path"] == p_sub
+    json.dumps(a)  # attrs are plain JSON
+
+
+def test_variables_and_dims_per_reftype(tmp_path, dm, rng):
+    f4 = np.float32
+    ny, nx = 6, 8
+    lin = dm.LinearityModel(
+        coeffs=rng.normal(size=(4, ny, nx)).astype(f4),
+        inv_coeffs=rng.normal(size=(4, ny, nx)).astype(f4),
+        dq=np.ones((ny, nx), "u4"),
+    )
+    lin.dq_def = [(0, 1, "DO_NOT_USE", "bad"), (20, 2**20, "NO_LIN_CORR", "no lin")]
+    ds = open_reference(write_ref(tmp_path / "lin.fits", lin, "LINEARITY"))
+    assert ds.coeffs.dims == ("coeff", "y", "x") and ds.inv_coeffs.dims == ("coeff", "y", "x")
+    assert ds.dq.dims == ("y", "x") and ds.dq.dtype == np.uint32
+    np.testing.assert_array_equal(ds.coeff, np.arange(4))
+    assert ds.attrs["tables"]["dq_def"]["NAME"] == ["DO_NOT_USE", "NO_LIN_CORR"]
+    assert ds.attrs["tables"]["dq_def"]["VALUE"] == [1, 2**20]
+
+    dark = dm.DarkModel(
+        data=np.ones((3, ny, nx), f4),
+        err=np.ones((3, ny, nx), f4),
+        dq=np.zeros((ny, nx), "u4"),
+        average_dark_current=np.full((ny, nx), 0.5, f4),
+    )
+    ds = open_reference(
+        write_ref(
+            tmp_path / "dark.fits",
+            dark,
+            "DARK",
+            **{
+                "exposure.nframes": 1,
+                "exposure.ngroups": 3,
+                "exposure.groupgap": 0,
+                "exposure.readpatt": "RAPID",
+                "exposure.average_dark_current": 0.01,
+                "exposure.gain_factor": 2.0,
+            },
+        )
+    )
+    assert ds.sci.dims == ("group", "y", "x") and ds.err.dims == ("group", "y", "x")
+    assert ds.dq.dims == ("y", "x") and ds.avdrkcur.dims == ("y", "x")
+    assert ds.attrs["average_dark_current"] == 0.01 and ds.attrs["gain_factor"] == 2.0
+    assert (ds.attrs["nframes"], ds.attrs["ngroups"], ds.attrs["readpatt"]) == (1, 3, "RAPID")
+
+    mdark = dm.DarkMIRIModel(
+        data=np.ones((2, 3, ny, nx), f4),
+        err=np.ones((2, 3, ny, nx), f4),
+        dq=np.zeros((2, 3, ny, nx), "u4"),
+    )
+    ds = open_reference(
+        write_ref(tmp_path / "mdark.fits", mdark, "DARK", instrument="MIRI", detector="MIRIMAGE")
+    )
+    for var in ("sci", "err", "dq"):
+        assert ds[var].dims == ("integration", "group", "y", "x")
+    assert ds.sci.chunks[0] == (1, 1)  # one integration per chunk
+
+    reset = dm.ResetModel(
+        data=np.ones((2, 3, ny, nx), f4),
+        err=np.ones((2, 3, ny, nx), f4),
+        dq=np.zeros((ny, nx), "u4"),
+    )
+    ds = open_reference(
+        write_ref(tmp_path / "reset.fits", reset, "RESET", instrument="MIRI", detector="MIRIMAGE")
+    )
+    assert ds.sci.dims == ("integration", "group", "y", "x") and ds.dq.dims == ("y", "x")
+
+    kernel = np.arange(9, dtype=f4).reshape(3, 3)
+    ds = open_reference(write_ref(tmp_path / "ipc.fits", dm.IPCModel(data=kernel), "IPC"))
+    assert ds.sci.dims == ("ky", "kx") and "y" not in ds.dims
+    np.testing.assert_array_equal(ds.kx, [-1, 0, 1])
+    np.testing.assert_array_equal(ds.sci.values, kernel)
+    ipc4 = dm.IPCModel(data=np.ones((3, 3, ny, nx), f4))
+    ds = open_reference(write_ref(tmp_path / "ipc4.fits", ipc4, "IPC", substrt=(3, 2)))
+    assert ds.sci.dims == ("ky", "kx", "y", "x")
+    np.testing.assert_array_equal(ds.x, 2 + np.arange(nx))
+
+    rscd = dm.RSCDModel()
+    rscd.rscd_group_skip_table = [("FULL", "FAST", 3, 4), ("SUB64", "FAST", 2, 5)]
+    ds = open_reference(
+        write_ref(tmp_path / "rscd.fits", rscd, "RSCD", instrument="MIRI", detector="MIRIMAGE")
+    )
+    assert not ds.data_vars
+    table = ds.attrs["tables"]["rscd_group_skip"]
+    assert table == {
+        "subarray": ["FULL", "SUB64"],
+        "readpatt": ["FAST", "FAST"],
+        "group_skip1": [3, 2],
+        "group_skip": [4, 5],
+    }
+
+    for model, name, reftype, vars_ in (
+        (dm.MaskModel(dq=np.ones((ny, nx), "u4")), "mask", "MASK", {"dq"}),
+        (
+            dm.SaturationModel(data=np.ones((ny, nx), f4), dq=np.zeros((ny, nx), "u4")),
+            "sat",
+            "SATURATION",
+            {"sci", "dq"},
+        ),
+        (
+            dm.SuperBiasModel(
+                data=np.ones((ny, nx), f4), err=np.ones((ny, nx), f4), dq=np.zeros((ny, nx), "u4")
+            ),
+            "bias",
+            "SUPERBIAS",
+            {"sci", "err", "dq"},
+        ),
+        (dm.ReadnoiseModel(data=np.ones((ny, nx), f4)), "rn", "READNOISE", {"sci"}),
+    ):
+        ds = open_reference(write_ref(tmp_path / f"{name}.fits", model, reftype))
+        assert set(ds.data_vars) == vars_
+        assert all(ds[v].dims == ("y", "x") for v in vars_)
+        json.dumps(ds.attrs)
+
+
+def test_default_chunks_follow_nir_amplifiers_and_user_chunks(tmp_path, dm):
+    path = write_ref(
+        tmp_path / "gain.fits",
+        dm.GainModel(data=np.ones((16, 1100), "f4")),
+        "GAIN",
+        subarray="GENERIC",
+        substrt=(301, 1),
+    )
+    ds = open_reference(path)
+    # x tiles end on the 512-column amplifier boundaries of the full frame
+    assert ds.sci.chunks[1] == (212, 512, 376)
+    ds = open_reference(path, chunks={"y": 4, "x": 550})
+    assert ds.sci.chunks == ((4, 4, 4, 4), (550, 550))
+
+
+def test_open_reference_errors(tmp_path, dm):
+    with pytest.raises(ReferenceFileError, match="does not exist"):
+        open_reference(tmp_path / "nope.fits", "gain")
+    bad = tmp_path / "bad.fits"
+    bad.write_text("not a fits file")
+    with pytest.raises(ReferenceFileError, match="cannot read"):
+        open_reference(bad, "gain")
+    path = write_ref(tmp_path / "gain.fits", dm.GainModel(data=np.ones((4, 4), "f4")), "GAIN")
+    with pytest.raises(ReferenceFileError, match="GAIN reference file, not DARK") as info:
+        open_reference(path, "dark")
+    assert info.value.reftype == "DARK"
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def test_subarray_exposure_selects_region_of_full_frame_reference(tmp_path, dm, rng):
+    full = rng.normal(size=(2048, 2048)).astype("f4")
+    path = write_ref(tmp_path / "gain.fits", dm.GainModel(data=full), "GAIN")
+    attrs = exposure_attrs(substrt=(1025, 1793), subsize=(160, 64), subarray="SUB160")
+    ref = open_reference(path, "gain")
+    for exposure in (attrs, exposure_dataset(attrs)):
+        cut = select_region(ref, exposure)
+        np.testing.assert_array_equal(cut.sci.values, full[1792 : 1792 + 64, 1024 : 1024 + 160])
+        np.testing.assert_array_equal(cut.x, 1024 + np.arange(160))
+        assert (cut.attrs["substrt1"], cut.attrs["subsize2"]) == (1025, 64)
+        assert cut.attrs["file_region"]["subsize1"] == 2048
+
+
+def test_subarray_reference_containing_the_exposure(tmp_path, dm, rng):
+    sub = rng.normal(size=(40, 50)).astype("f4")
+    path = write_ref(
+        tmp_path / "gain.fits", dm.GainModel(data=sub), "GAIN", subarray="GENERIC", substrt=(11, 21)
+    )
+    ref = open_reference(path)
+    cut = select_region(ref, exposure_attrs(substrt=(15, 30), subsize=(20, 10), subarray="X"))
+    np.testing.assert_array_equal(cut.sci.values, sub[30 - 21 : 30 - 21 + 10, 4:24])
+    with pytest.raises(ReferenceFileError, match="jwst requires"):
+        select_region(ref, exposure_attrs(substrt=(15, 30), subsize=(20, 10)), require_exact=True)
+    same = select_region(
+        ref, exposure_attrs(substrt=(11, 21), subsize=(50, 40)), require_exact=True
+    )
+    np.testing.assert_array_equal(same.sci.values, sub)
+
+
+def test_uncovered_region_raises(tmp_path, dm):
+    path = write_ref(
+        tmp_path / "jwst_nircam_gain_0001.fits",
+        dm.GainModel(data=np.ones((40, 50), "f4")),
+        "GAIN",
+        subarray="GENERIC",
+        substrt=(11, 21),
+    )
+    attrs = exposure_attrs(tmp_path / "jw01_nrca1_uncal.fits", substrt=(1, 1), subsize=(64, 64))
+    with pytest.raises(ReferenceFileError) as info:
+        select_region(open_reference(path), attrs)
+    msg = str(info.value)
+    assert "GAIN" in msg and "jwst_nircam_gain_0001.fits" in msg and "jw01_nrca1_uncal" in msg
+    assert "columns 10-59" in msg
+
+
+def test_select_region_rejects_other_detector(tmp_path, dm):
+    path = write_ref(
+        tmp_path / "gain.fits", dm.GainModel(data=np.ones((8, 8), "f4")), "GAIN", detector="NRCB1"
+    )
+    with pytest.raises(ReferenceFileError, match="NRCB1"):
+        select_region(open_reference(path), exposure_attrs(subsize=(8, 8)))
+
+
+def test_reference_without_spatial_dims_is_returned_as_is(tmp_path, dm):
+    path = write_ref(tmp_path / "ipc.fits", dm.IPCModel(data=np.ones((3, 3), "f4")), "IPC")
+    ref = open_reference(path)
+    assert select_region(ref, exposure_attrs()) is ref
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+@pytest.fixture(scope="module")
+def refs_dir(tmp_path_factory, dm):
+    """A reference directory with several candidates (nx, ny = 96, 64 "full frame").
+
+    Shared by the module: tests must not change it (copy it first).
+    """
+    d = tmp_path_factory.mktemp("shared") / "refs"
+    d.mkdir()
+    f4 = np.float32
+
+    def gain(name, **kw):
+        return write_ref(d / name, dm.GainModel(data=np.ones((64, 96), f4)), "GAIN", **kw)
+
+    def dark(name, shape=(64, 96), ngroups=4, **kw):
+        model = dm.DarkModel(
+            data=np.ones((ngroups, *shape), f4),
+            err=np.ones((ngroups, *shape), f4),
+            dq=np.zeros(shape, "u4"),
+        )
+        extra = {"exposure.nframes": 1, "exposure.ngroups": ngroups, "exposure.groupgap": 0}
+        return write_ref(d / name, model, "DARK", **extra, **kw)
+
+    paths = {
+        "gain_a1": gain("jwst_nircam_gain_0001.fits"),
+        "gain_b1": gain("jwst_nircam_gain_0002.fits", detector="NRCB1"),
+        "gain_a1_new": gain("jwst_nircam_gain_0003.fits", useafter="2020-01-01T00:00:00"),
+        "gain_a1_future": gain("jwst_nircam_gain_0004.fits", useafter="2040-01-01T00:00:00"),
+        "dark_full": dark("jwst_nircam_dark_0001.fits", **{"exposure.readpatt": "RAPID"}),
+        "dark_sub": dark(
+            "jwst_nircam_dark_0002.fits",
+            shape=(16, 32),
+            subarray="SUB160",
+            substrt=(9, 5),
+            **{"exposure.readpatt": "RAPID"},
+        ),
+        "dark_bright": dark("jwst_nircam_dark_0003.fits", **{"exposure.readpatt": "BRIGHT1"}),
+        "mask_multi": write_ref(
+            d / "jwst_nircam_mask_0001.fits",
+            dm.MaskModel(dq=np.zeros((64, 96), "u4")),
+            "MASK",
+            detector="MULTIPLE",
+            keywords={"P_DETECT": "NRCA1|NRCA2|"},
+        ),
+        "mask_b": write_ref(
+            d / "jwst_nircam_mask_0002.fits",
+            dm.MaskModel(dq=np.zeros((64, 96), "u4")),
+            "MASK",
+            detector="MULTIPLE",
+            keywords={"P_DETECT": "NRCB1|NRCB2|"},
+        ),
+    }
+    (d / "notes.fits").write_text("not FITS, ignored")
+    return d, paths
+
+
+def test_directory_picks_by_reftype_detector_subarray_and_date(refs_dir):
+    d, p = refs_dir
+    full = exposure_attrs()
+    # newest USEAFTER not after the exposure (MJD 60000 = 2023-02-25) wins
+    assert resolve_reference("gain", full, refs_dir=d) == p["gain_a1_new"]
+    assert resolve_reference("GAIN", {**full, "detector": "NRCB1"}, refs_dir=d) == p["gain_b1"]
+    # a full-frame exposure: only the full-frame RAPID dark covers it and matches READPATT
+    assert resolve_reference("dark", full, refs_dir=d) == p["dark_full"]
+    assert (
+        resolve_reference("dark", {**full, "readpatt": "BRIGHT1"}, refs_dir=d) == p["dark_bright"]
+    )
+    # a subarray exposure: the dark with its exact region (as jwst needs) ...
+    sub = exposure_attrs(substrt=(9, 5), subsize=(32, 16), subarray="SUB160")
+    assert resolve_reference("dark", sub, refs_dir=d) == p["dark_sub"]
+    # ... but the full-frame one for a subarray the small dark does not cover
+    other = exposure_attrs(substrt=(41, 5), subsize=(32, 16), subarray="SUB160")
+    assert resolve_reference("dark", other, refs_dir=d) == p["dark_full"]
+    # a full-frame gain serves a subarray exposure
+    assert resolve_reference("gain", sub, refs_dir=d) == p["gain_a1_new"]
+    # P_DETECT patterns
+    assert resolve_reference("mask", full, refs_dir=d) == p["mask_multi"]
+    assert resolve_reference("mask", {**full, "detector": "NRCB2"}, refs_dir=d) == p["mask_b"]
+
+
+def test_override_beats_directory_and_na_passes(refs_dir):
+    d, p = refs_dir
+    attrs = exposure_attrs()
+    assert resolve_reference("gain", attrs, override=p["gain_a1"], refs_dir=d) == p["gain_a1"]
+    assert resolve_reference("gain", attrs, override="N/A", refs_dir=d) == "N/A"
+    assert resolve_reference("gain", attrs, override="n/a", refs_dir=d) == "N/A"
+
+
+def test_wrong_detector_override_raises(refs_dir):
+    d, p = refs_dir
+    with pytest.raises(ReferenceFileError) as info:
+        resolve_reference("gain", exposure_attrs(), override=p["gain_b1"], refs_dir=d)
+    msg = str(info.value)
+    assert info.value.reftype == "GAIN"
+    assert "GAIN" in msg and "NRCB1" in msg and "NRCA1" in msg
+
+
+def test_override_errors(refs_dir, tmp_path):
+    d, p = refs_dir
+    attrs = exposure_attrs()
+    with pytest.raises(ReferenceFileError, match="does not exist"):
+        resolve_reference("gain", attrs, override=tmp_path / "missing.fits")
+    with pytest.raises(ReferenceFileError, match="is a DARK reference file, not GAIN"):
+        resolve_reference("gain", attrs, override=p["dark_full"])
+    # the small subarray dark does not cover a full-frame exposure
+    with pytest.raises(ReferenceFileError, match="covers rows 4-19"):
+        resolve_reference("dark", attrs, override=p["dark_sub"])
+
+
+def test_missing_reference_error_says_how_to_supply_it(refs_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    d, _ = refs_dir
+    attrs = exposure_attrs(tmp_path / "jw02_nrca1_uncal.fits")
+    with pytest.raises(ReferenceFileError) as info:
+        resolve_reference("readnoise", attrs, refs_dir=d)
+    msg = str(info.value)
+    assert "READNOISE" in msg and "jw02_nrca1_uncal.fits" in msg
+    assert "override_readnoise" in msg and "--refs" in msg and "CRDS_PATH" in msg
+    with pytest.raises(ReferenceFileError, match="none for NIRCAM NRCA3"):
+        resolve_reference("gain", {**attrs, "detector": "NRCA3"}, refs_dir=d)
+    assert resolve_reference("ipc", attrs, refs_dir=d, optional=True) == "N/A"
+    with pytest.raises(ReferenceFileError, match="does not exist"):
+        resolve_reference("gain", attrs, refs_dir=tmp_path / "no_such_dir")
+
+
+def test_default_directory_beside_the_exposure(tmp_path, make_uncal, dm, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    uncal, _ = make_uncal(shape=(1, 3, 32, 48), substrt=(17, 9), subarray="SUB160")
+    (tmp_path / "refs").mkdir()
+    gain = write_ref(
+        tmp_path / "refs" / "gain.fits", dm.GainModel(data=np.ones((64, 96), "f4")), "GAIN"
+    )
+    attrs = attrs_from_uncal(uncal)
+    assert resolve_reference("gain", attrs) == gain
+    exp = exposure_dataset(attrs, chunks=(32, 48))
+    assert resolve_reference("gain", exp) == gain  # a Dataset works too
+    cut = select_region(open_reference(gain), exp)
+    assert cut.sci.shape == (32, 48) and int(cut.x[0]) == 16
+
+
+def test_resolve_references_with_overrides_and_optional(refs_dir):
+    d, p = refs_dir
+    out = resolve_references(
+        ["gain", "DARK", "ipc", "mask"],
+        exposure_attrs(),
+        {"override_dark": p["dark_bright"], "mask": "N/A", "gain": None},
+        refs_dir=d,
+        use_crds=False,
+    )
+    assert out == {
+        "gain": p["gain_a1_new"],
+        "dark": p["dark_bright"],
+        "ipc": "N/A",
+        "mask": "N/A",
+    }
+
+
+def test_directory_index_is_cached_and_refreshed(refs_dir, tmp_path, monkeypatch, dm):
+    d = shutil.copytree(refs_dir[0], tmp_path / "refs")
+    calls = []
+    real = refs._index_entry
+
+    def counting(path, storage_options=None):
+        calls.append(os.path.basename(path))
+        return real(path, storage_options)
+
+    monkeypatch.setattr(refs, "_index_entry", counting)
+    first = reference_index(d)
+    n = len(calls)
+    assert n == 10 and len(first) == 9  # the non-FITS file is left out
+    reference_index(d)
+    assert len(calls) == n
+    write_ref(
+        d / "jwst_nircam_readnoise_0001.fits",
+        dm.ReadnoiseModel(data=np.ones((64, 96), "f4")),
+        "READNOISE",
+    )
+    assert len(reference_index(d)) == 10 and calls[n:] == ["jwst_nircam_readnoise_0001.fits"]
+
+
+def test_crds_lookup(monkeypatch, tmp_path, make_uncal):
+    crds = pytest.importorskip("crds")
+    uncal, _ = make_uncal()
+    attrs = attrs_from_uncal(uncal)
+    seen = {}
+
+    def fake_getreferences(parameters, reftypes=None, context=None, observatory="jwst", **kw):
+        seen.update(parameters=parameters, reftypes=reftypes, mode=os.environ.get("CRDS_MODE"))
+        return {"gain": "/cache/jwst_nircam_gain_0042.fits", "ipc": "NOT FOUND n/a"}
+
+    monkeypatch.setattr(crds, "getreferences", fake_getreferences)
+    monkeypatch.delenv("CRDS_MODE", raising=False)
+    # no CRDS_PATH: CRDS is not consulted
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    with pytest.raises(ReferenceFileError, match="CRDS not consulted"):
+        resolve_reference("gain", attrs, refs_dir=tmp_path)
+    monkeypatch.setenv("CRDS_PATH", str(tmp_path / "crds"))
+    assert resolve_reference("gain", attrs) == "/cache/jwst_nircam_gain_0042.fits"
+    assert seen["reftypes"] == ["gain"] and seen["mode"] == "local"
+    assert seen["parameters"]["META.INSTRUMENT.DETECTOR"] == "NRCA1"
+    assert "CRDS_MODE" not in os.environ
+    assert resolve_reference("ipc", attrs) == "N/A"
+
+    def failing(*args, **kwargs):
+        raise crds.CrdsLookupError("Error determining best reference for 'dark'")
+
+    monkeypatch.setattr(crds, "getreferences", failing)
+    with pytest.raises(ReferenceFileError, match="CRDS lookup .* failed") as info:
+        resolve_reference("dark", attrs)
+    assert info.value.reftype == "DARK"
+    assert resolve_reference("persat", attrs, optional=True) == "N/A"
+
+
+def test_fsspec_urls(tmp_path, dm, rng):
+    fsspec = pytest.importorskip("fsspec")
+    data = rng.normal(size=(8, 10)).astype("f4")
+    local = write_ref(tmp_path / "gain.fits", dm.GainModel(data=data), "GAIN")
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/detflow-test/refs/gain.fits", open(local, "rb").read())
+    try:
+        attrs = exposure_attrs("memory://detflow-test/jw_uncal.fits", subsize=(10, 8))
+        path = resolve_reference("gain", attrs, use_crds=False)
+        assert path.endswith("/detflow-test/refs/gain.fits")
+        np.testing.assert_array_equal(open_reference(path).sci.values, data)
+        np.testing.assert_array_equal(open_reference(f"file://{local}").sci.values, data)
+    finally:
+        fs.rm("/detflow-test", recursive=True)
