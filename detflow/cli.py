@@ -205,13 +205,27 @@ def _cmd_run(args, extra):
     from detflow.pipeline.order import steps_for
     from detflow.pipeline.params import parse_step_args, read_parameter_file
 
+    # argparse leaves inputs that follow an option among the unknown words: collect them
     inputs = list(args.inputs)
+    step_words = []
+    i = 0
+    while i < len(extra):
+        word = extra[i]
+        if word.startswith("--steps.") and "=" not in word and i + 1 < len(extra):
+            step_words += extra[i : i + 2]
+            i += 2
+            continue
+        if word.startswith("-"):
+            step_words.append(word)
+        else:
+            inputs.append(word)
+        i += 1
     params = {"steps": {}, "parameters": {}, "step": None}
     if inputs and inputs[0].lower().endswith(".asdf"):
         params = read_parameter_file(inputs.pop(0))
     if not inputs:
         raise ParameterError("no input files given")
-    cli_steps = parse_step_args(extra)
+    cli_steps = parse_step_args(step_words)
     step_params = {k: dict(v) for k, v in params["steps"].items()}
     if params.get("step"):
         step_params.setdefault(params["step"], {}).update(params["parameters"])

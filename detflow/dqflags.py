@@ -54,6 +54,6 @@ GOOD = 0
 
 
 def interpret(value):
-    """Names of the flags set in one DQ value, e.g. ``interpret(3) -> ['DO_NOT_USE', 'SATURATED']``."""
+    """Names of the flags set in one DQ value: ``interpret(3) -> ['DO_NOT_USE', 'SATURATED']``."""
     value = int(value)
     return [name for name, bit in PIXEL.items() if value & bit]

@@ -89,7 +89,9 @@ def simulate(
     t0 = time.perf_counter()
     key = str(instrument).lower()
     if key not in DETECTORS:
-        raise ParameterError(f"unknown instrument {instrument!r}; choose one of {sorted(DETECTORS)}")
+        raise ParameterError(
+            f"unknown instrument {instrument!r}; choose one of {sorted(DETECTORS)}"
+        )
     det = DETECTORS[key]
     readpatt = (readpatt or ("FAST" if det.is_miri else "RAPID")).upper()
     if readpatt not in det.readpatts:
@@ -346,7 +348,12 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed):
         coeffs[3] = b
     coeffs[:, maps.nan_lin] = np.nan
     lin_dq = np.where(maps.nan_lin, dqflags.NO_LIN_CORR, 0).astype(np.uint32)
-    save("LINEARITY", dm.LinearityModel(coeffs=coeffs, dq=lin_dq), tag)
+    linearity = dm.LinearityModel(coeffs=coeffs, dq=lin_dq)
+    if not det.is_miri:
+        # INV_COEFFS (linearised -> raw) for jwst's read-level correction of NFRAMES > 1 groups
+        qmax = 1.05 * float(maps.full_well.max())
+        linearity.inv_coeffs = physics.inverse_linearity_coeffs(a, b, qmax).astype(f32)
+    save("LINEARITY", linearity, tag)
 
     save("GAIN", dm.GainModel(data=maps.gain.copy()), tag)
     save("READNOISE", dm.ReadnoiseModel(data=maps.readnoise.copy()), tag)

@@ -1,0 +1,160 @@
+"""The ``detflow`` command line: simulate, info, run --dry-run, and clear errors on bad input."""
+
+import shutil
+import subprocess
+import sys
+
+import asdf
+import pytest
+from astropy.io import fits
+
+import detflow
+from detflow.cli import main
+
+
+def run_cli(*args, cwd=None):
+    """Run ``python -m detflow`` in a subprocess: what a user sees (stdout, stderr, status)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "detflow", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=300,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def small_sim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_sim")
+    status = main(["simulate", "nircam", str(out), "--subarray", "SUB160", "--ngroups", "4",
+                   "--nints", "2", "--seed", "3"])
+    assert status == 0
+    return out
+
+
+def _uncal(folder):
+    (path,) = folder.glob("*_uncal.fits")
+    return path
+
+
+def test_version_and_help():
+    status, out, err = run_cli("--version")
+    assert status == 0 and detflow.__version__ in out
+    status, out, _ = run_cli("--help")
+    assert status == 0
+    for command in ("simulate", "info", "run"):
+        assert command in out
+
+
+def test_simulate_writes_everything(small_sim):
+    uncal = _uncal(small_sim)
+    assert (small_sim / "manifest.json").exists()
+    assert len(list((small_sim / "refs").glob("*.fits"))) == 8
+    with fits.open(uncal) as hdul:
+        assert hdul[0].header["SUBARRAY"] == "SUB160"
+        assert hdul["SCI"].data.shape == (2, 4, 160, 160)
+    # nothing half-written is left behind
+    assert not list(small_sim.rglob("*.part"))
+
+
+def test_info_summarises_the_exposure(small_sim):
+    status, out, err = run_cli("info", _uncal(small_sim))
+    assert status == 0, err
+    for text in ("NIRCAM NRCA1", "SUB160", "2 integration(s) x 4 group(s) x 160 x 160", "RAPID",
+                 "frame 0.27692 s", "pixel DQ:    none set"):
+        assert text in out
+
+
+def test_run_dry_run_resolves_refs_from_the_simulation_folder(small_sim):
+    status, out, err = run_cli("run", "--dry-run", _uncal(small_sim))
+    assert status == 0, err
+    assert "run  dark_current" in out and "dark=jwst_nircam_dark_nrca1_s3_sub160.fits" in out
+    assert "skip persistence" in out
+
+
+def test_run_without_steps_is_a_clear_error(small_sim):
+    status, out, err = run_cli("run", _uncal(small_sim))
+    assert status == 2
+    assert "not implemented yet" in err and "Traceback" not in err
+
+
+def _assert_clean_error(status, err, *needles):
+    assert status == 2, err
+    assert err.startswith("detflow: error:"), err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_truncated_fits_is_a_clear_error(small_sim, tmp_path):
+    bad = tmp_path / "truncated_uncal.fits"
+    data = _uncal(small_sim).read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for args in (("info", bad), ("run", "--dry-run", bad)):
+        status, _, err = run_cli(*args)
+        _assert_clean_error(status, err, "truncated_uncal.fits")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_not_jwst_raw_data_is_a_clear_error(tmp_path):
+    notjwst = tmp_path / "image.fits"
+    fits.PrimaryHDU(data=[[1.0, 2.0]]).writeto(notjwst)
+    status, _, err = run_cli("info", notjwst)
+    _assert_clean_error(status, err, "image.fits")
+    text = tmp_path / "notes_uncal.fits"
+    text.write_text("this is not a FITS file\n")
+    status, _, err = run_cli("info", text)
+    _assert_clean_error(status, err, "notes_uncal.fits")
+    status, _, err = run_cli("info", tmp_path / "missing_uncal.fits")
+    _assert_clean_error(status, err, "missing_uncal.fits")
+
+
+def test_reference_for_another_detector_is_a_clear_error(small_sim, tmp_path):
+    (gain,) = (small_sim / "refs").glob("*gain*.fits")
+    other = tmp_path / "gain_nrcb1.fits"
+    shutil.copy(gain, other)
+    with fits.open(other, mode="update") as hdul:
+        hdul[0].header["DETECTOR"] = "NRCB1"
+    status, _, err = run_cli("run", "--dry-run", _uncal(small_sim),
+                             f"--steps.jump.override_gain={other}")
+    _assert_clean_error(status, err, "GAIN", "NRCB1", "gain_nrcb1.fits")
+
+
+def test_missing_reference_names_type_exposure_and_remedy(small_sim, tmp_path):
+    lonely = tmp_path / "alone"
+    lonely.mkdir()
+    uncal = lonely / _uncal(small_sim).name
+    shutil.copy(_uncal(small_sim), uncal)
+    status, _, err = run_cli("run", "--dry-run", uncal)
+    _assert_clean_error(status, err, "MASK", uncal.name, "override_mask")
+    assert sorted(p.name for p in lonely.iterdir()) == [uncal.name]
+
+
+def test_bad_step_arguments(small_sim):
+    status, _, err = run_cli("run", "--dry-run", _uncal(small_sim), "--steps.nosuchstep.x=1")
+    _assert_clean_error(status, err, "nosuchstep")
+    status, _, err = run_cli("run", "--dry-run", _uncal(small_sim), "--steps.jump")
+    _assert_clean_error(status, err)
+
+
+def test_asdf_parameter_file_is_honoured(small_sim, tmp_path):
+    (gain,) = (small_sim / "refs").glob("*gain*.fits")
+    other = tmp_path / "gain_other.fits"
+    shutil.copy(gain, other)
+    with fits.open(other, mode="update") as hdul:
+        hdul[0].header["DETECTOR"] = "NRCA2"
+    pars = tmp_path / "detector1_pars.asdf"
+    asdf.AsdfFile({
+        "class": "jwst.pipeline.calwebb_detector1.Detector1Pipeline",
+        "name": "Detector1Pipeline",
+        "parameters": {"save_calibrated_ramp": False},
+        "steps": [
+            {"class": "jwst.jump.jump_step.JumpStep", "name": "jump",
+             "parameters": {"rejection_threshold": 6.0, "override_gain": str(other)}},
+        ],
+    }).write_to(pars)
+    status, _, err = run_cli("run", pars, "--dry-run", _uncal(small_sim))
+    _assert_clean_error(status, err, "GAIN", "NRCA2")
+    # the command line overrides the parameter file
+    status, out, err = run_cli("run", pars, "--dry-run", _uncal(small_sim),
+                               f"--steps.jump.override_gain={gain}")
+    assert status == 0, err
