@@ -98,6 +98,17 @@ def sim_nircam_sub640(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def sim_nircam_tso(tmp_path_factory):
+    """NIRCam SUBGRISM64-like time-series stripe, four outputs, 6 groups x 20 integrations."""
+    from detflow.simulator import simulate
+
+    return simulate(
+        "nircam", tmp_path_factory.mktemp("nircam_tso"), subarray="SUBGRISM64", ngroups=6,
+        nints=20,
+    )
+
+
+@pytest.fixture(scope="session")
 def sim_miri(tmp_path_factory):
     """MIRI imager full frame, FAST, 10 groups x 2 integrations."""
     from detflow.simulator import simulate

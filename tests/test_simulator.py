@@ -42,7 +42,9 @@ def _validated(cls, path):
     return model
 
 
-@pytest.mark.parametrize("which", ["sim_nircam_full", "sim_nircam_sub640", "sim_miri"])
+@pytest.mark.parametrize(
+    "which", ["sim_nircam_full", "sim_nircam_sub640", "sim_nircam_tso", "sim_miri"]
+)
 def test_exposure_opens_as_jwst_raw_data(which, request):
     sim = request.getfixturevalue(which)
     manifest = json.loads(sim.manifest.read_text())
@@ -68,7 +70,9 @@ def test_exposure_opens_as_jwst_raw_data(which, request):
             (hdr["NFRAMES"] + hdr["GROUPGAP"]) * hdr["TFRAME"])
 
 
-@pytest.mark.parametrize("which", ["sim_nircam_full", "sim_nircam_sub640", "sim_miri"])
+@pytest.mark.parametrize(
+    "which", ["sim_nircam_full", "sim_nircam_sub640", "sim_nircam_tso", "sim_miri"]
+)
 def test_reference_files_validate_and_match(which, request):
     sim = request.getfixturevalue(which)
     with fits.open(sim.uncal) as hdul:

@@ -4,7 +4,7 @@
 
 * ``outdir/<root>_uncal.fits`` -- a level-1b raw exposure (``uint16`` SCI of
   shape ``(nints, ngroups, ny, nx)``, ZEROFRAME when the read pattern has one,
-  INT_TIMES and GROUP tables, every keyword detector1 needs);
+  REFOUT (MIRI), INT_TIMES and GROUP tables, every keyword detector1 needs);
 * ``outdir/refs/`` -- MASK, SATURATION, SUPERBIAS (NIR), LINEARITY, DARK, GAIN,
   READNOISE, IPC (NIR), RESET and RSCD (MIRI) in the JWST reference formats;
 * ``outdir/<root>_truth.fits`` -- the noiseless count rate (DN/s) a perfect
@@ -187,6 +187,8 @@ def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim):
     model = dm.Level1bModel(data=sim["sci"])
     if sim["zeroframe"] is not None:
         model.zeroframe = sim["zeroframe"]
+    if sim["refout"] is not None:
+        model.refout = sim["refout"]
     m = model.meta
     m.filename = Path(path).name
     m.telescope = "JWST"

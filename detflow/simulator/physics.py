@@ -139,11 +139,7 @@ def make_detector_maps(det, seed):
 
     # SATURATION threshold (raw DN): the raw level reached at 97 % of full well
     u_sat = invert_linearity(0.97 * full_well.astype(np.float64), alpha, beta)
-    if det.is_miri:
-        saturation = bias + u_sat
-    else:
-        saturation = bias + u_sat
-    saturation = np.minimum(saturation, 65000.0).astype(f32)
+    saturation = np.minimum(bias + u_sat, 65000.0).astype(f32)
 
     maps = DetectorMaps(
         bias=bias,
@@ -330,7 +326,8 @@ def simulate_ramps(det, sub, readpatt, ngroups, nints, seed, maps, *, snowballs=
     -------
     dict
         ``sci`` uint16 ``(nints, ngroups, ny, nx)``, ``zeroframe`` uint16
-        ``(nints, ny, nx)`` or None, ``truth`` float32 ``(ny, nx)`` DN/s,
+        ``(nints, ny, nx)`` or None, ``refout`` uint16 ``(nints, ngroups, ny/4, nx)``
+        (MIRI) or None, ``truth`` float32 ``(ny, nx)`` DN/s,
         ``tframe``, ``nframes``, ``groupgap``, ``ncr`` (cosmic-ray hits).
     """
     from detflow.simulator.instruments import frame_time
@@ -365,6 +362,9 @@ def simulate_ramps(det, sub, readpatt, ngroups, nints, seed, maps, *, snowballs=
 
     sci = np.zeros((nints, ngroups, ny, nx), np.uint16)
     zf = np.zeros((nints, ny, nx), np.uint16) if zeroframe else None
+    # MIRI records a fifth, dark "reference output" read alongside the four amplifiers; the
+    # level-1b product stores it as (ny/4, nx) per group (the last 256 rows of a raw frame)
+    refout = np.zeros((nints, ngroups, ny // 4, nx), np.uint16) if det.is_miri else None
     cr_f, cr_y, cr_x, cr_e = _cosmic_rays(rng, (ny, nx), nframes_total * nints, tframe)
     cr_int, cr_f = cr_f // nframes_total, cr_f % nframes_total
     sbs = _snowballs(rng, (ny, nx), nframes_total, nints, snowballs if ny >= 64 else 0)
@@ -410,10 +410,15 @@ def simulate_ramps(det, sub, readpatt, ngroups, nints, seed, maps, *, snowballs=
             group = acc / nframes
             if det.is_miri:
                 group = group + _miri_extras(det, maps, cut, i, g, ngroups, rng)
+                level = det.bias + offsets.mean()
+                refout[i, g] = _to_uint16(
+                    level + det.readnoise_cds / np.sqrt(2) * rng.standard_normal(refout.shape[2:])
+                )
             sci[i, g] = _to_uint16(group)
     return {
         "sci": sci,
         "zeroframe": zf,
+        "refout": refout,
         "truth": truth,
         "tframe": tframe,
         "nframes": nframes,
