@@ -43,3 +43,20 @@ class ReferenceFileError(DetflowError, LookupError):
 
 class ParameterError(DetflowError, ValueError):
     """A step or pipeline parameter has an invalid name or value."""
+
+
+class ProductError(DetflowError):
+    """A product could not be written; the message names the output path."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class ProductWriteError(ProductError, OSError):
+    """The output location cannot be written (not a folder, not writable, disk full)."""
+
+
+class ProductContentError(ProductError, ValueError):
+    """The Dataset lacks a variable the product needs, or has the wrong shape for it."""

@@ -271,19 +271,20 @@ def test_ramp_model_float32_with_dq(tmp_path):
 def test_refout_and_pixeldq_of_raw_file(tmp_path):
     rng = np.random.default_rng(11)
     sci = rng.integers(0, 65536, size=(2, 3, 16, 40), dtype=np.uint16)
-    refout = rng.integers(0, 65536, size=(2, 3, 16, 10), dtype=np.uint16)
+    # MIRI's layout: a quarter of the rows, all the columns
+    refout = rng.integers(0, 65536, size=(2, 3, 4, 40), dtype=np.uint16)
     extra = [fits.ImageHDU(refout, name="REFOUT")]
     path = write_fits(tmp_path / "r_uncal.fits", sci, {"SUBSTRT1": 500}, extra=extra)
     ds = open_exposure(path)
-    assert ds.refout.dims == ("integration", "group", "y", "refout_x")
+    assert ds.refout.dims == ("integration", "group", "refout_y", "refout_x")
     assert ds.refout.dtype == np.uint16
-    assert ds.refout.chunks == ((1, 1), (3,), (16,), (10,))
+    assert ds.refout.chunks == ((1, 1), (3,), (4,), (40,))
     np.testing.assert_array_equal(ds.refout.values, refout)
     np.testing.assert_array_equal(ds.data.values, sci)
     assert "zeroframe" not in ds
     with pytest.raises(ParameterError):
         open_exposure(path, chunks={"refout_x": 0})
-    assert open_exposure(path, chunks={"refout_x": 4}).refout.chunks[3] == (4, 4, 2)
+    assert open_exposure(path, chunks={"refout_x": 16}).refout.chunks[3] == (16, 16, 8)
 
 
 def test_step_keywords_match_stdatamodels_schema():

@@ -17,11 +17,17 @@ Tiles are sized for ``float32`` (the dtype from the first arithmetic step on):
 an amplifier strip larger than :data:`MAX_TILE_BYTES` is cut into equal bands
 along the other spatial axis, each about :data:`TARGET_TILE_BYTES`. ``group``
 is never split.
+
+:func:`array_chunks` applies the same tiling to an array of any named
+dimensions (reference files: ``(y, x)``, ``(group, y, x)``, ``(coeff, y, x)``,
+``(integration, group, y, x)``, ...), so a reference lines up with the
+exposure's tiles.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from numbers import Integral
 
 from detflow.contract import DIMS, FULL_FRAME_SHAPE, is_miri
@@ -32,6 +38,7 @@ __all__ = [
     "TARGET_TILE_BYTES",
     "amplifier_axis",
     "amplifier_length",
+    "array_chunks",
     "default_chunks",
     "resolve_chunks",
     "split_at",
@@ -175,6 +182,55 @@ def default_chunks(
     widest = max(amp_chunks)
     chunks[amp_dim] = amp_chunks
     chunks[other_dim] = _bands(n_other, ngroups * widest * itemsize, target_bytes, max_bytes)
+    return chunks
+
+
+def array_chunks(attrs, dims, shape, chunks=None, *, itemsize=4):
+    """Chunks of an array on named dimensions: the default tiles, or the user's.
+
+    The default is that of :func:`default_chunks`, applied to any dimensions:
+    one ``integration`` per chunk, every other non-spatial dimension whole (its
+    sizes multiply like ``group`` in the tile size), ``y``/``x`` tiled along the
+    amplifiers in full-frame coordinates. An array without both ``y`` and ``x``
+    has its ``integration`` split in ones and every other dimension whole.
+
+    Parameters
+    ----------
+    attrs : dict
+        Attributes as for :func:`default_chunks` (``instrument``,
+        ``substrt1/2``, ``fastaxis``, ``readpatt``).
+    dims : tuple of str
+        The array's dimension names.
+    shape : tuple of int
+        The array's shape.
+    chunks : None, dict or anything dask takes
+        ``None``: the default. A dict by dimension name overrides the
+        dimensions it names (those the array lacks are ignored, so one dict
+        serves arrays of different dimensions). Anything else is returned as it
+        is, for :func:`dask.array.from_array`.
+    itemsize : int
+        Bytes per pixel used for sizing.
+
+    Returns
+    -------
+    tuple
+        One entry per dimension (a tuple of sizes, or the user's value), or the
+        user's ``chunks`` when it is not a dict.
+    """
+    sizes = dict(zip(dims, (int(n) for n in shape), strict=True))
+    whole = {d: (n,) if n else (0,) for d, n in sizes.items()}
+    nints = sizes.get("integration", 1)
+    if "integration" in sizes:
+        whole["integration"] = (1,) * nints if nints else (0,)
+    if "y" in sizes and "x" in sizes:
+        depth = math.prod(n for d, n in sizes.items() if d not in ("integration", "y", "x"))
+        tiles = default_chunks(attrs, (nints, depth, sizes["y"], sizes["x"]), itemsize=itemsize)
+        whole["y"], whole["x"] = tiles["y"], tiles["x"]
+    default = tuple(whole[d] for d in dims)
+    if chunks is None:
+        return default
+    if isinstance(chunks, Mapping):
+        return tuple(chunks.get(d, dflt) for d, dflt in zip(dims, default, strict=True))
     return chunks
 
 

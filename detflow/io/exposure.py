@@ -10,19 +10,26 @@ amplifier-aligned (:func:`detflow.io.chunks.default_chunks`).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from astropy.io import fits
 
 from detflow.contract import DIMS, FULL_FRAME_SHAPE, KEYWORDS
 from detflow.errors import InputFileError
 from detflow.io.chunks import resolve_chunks
-from detflow.io.fitsio import FitsImage, FitsSource, find_hdu, json_value, read_hdus, read_table
+from detflow.io.fitsio import (
+    FitsImage,
+    FitsSource,
+    find_hdu,
+    header_to_dict,
+    read_hdus,
+    read_table,
+    typed_value,
+)
 
 __all__ = [
     "REFOUT_X",
+    "REFOUT_Y",
     "STEP_KEYWORDS",
     "ExposureLayout",
     "VariableSpec",
@@ -33,7 +40,9 @@ __all__ = [
     "open_exposure",
 ]
 
-#: Dimension of the reference-output columns (``refout`` is narrower than ``data``).
+#: Dimensions of the reference output (``refout`` has a layout of its own, e.g. MIRI's
+#: ``(nints, ngroups, 256, 1032)`` beside a ``(nints, ngroups, 1024, 1032)`` SCI).
+REFOUT_Y = "refout_y"
 REFOUT_X = "refout_x"
 
 #: ``S_*`` FITS keyword -> ``cal_step`` name, as in stdatamodels' ``core.schema.yaml``
@@ -110,74 +119,9 @@ TABLES = {"INT_TIMES": "int_times", "GROUP": "group"}
 
 
 # --------------------------------------------------------------------------
-# headers -> attrs
+# headers -> attrs (header_to_dict lives in detflow.io.fitsio, with the other
+# value helpers, and is re-exported here)
 # --------------------------------------------------------------------------
-
-
-def header_to_dict(header):
-    """A FITS header as a JSON-friendly dict.
-
-    Parameters
-    ----------
-    header : astropy.io.fits.Header
-
-    Returns
-    -------
-    dict
-        Keyword -> value (str, int, float, bool or ``None`` for undefined);
-        ``COMMENT`` and ``HISTORY`` cards as lists of strings; blank cards are
-        dropped. A repeated keyword keeps its last value.
-    """
-    out = {}
-    for card in header.cards:
-        key = card.keyword
-        if not key:
-            continue
-        try:
-            value = card.value
-        except (ValueError, fits.VerifyError):  # pragma: no cover - malformed card
-            value = str(card.image)[10:].strip()
-        if key in ("COMMENT", "HISTORY"):
-            out.setdefault(key, []).append(str(value))
-        else:
-            out[key] = json_value(value)
-    return out
-
-
-def _typed(value, typ, keyword, url):
-    if value is None or isinstance(value, fits.card.Undefined):
-        return None
-    try:
-        if typ is str:
-            return str(value).strip()
-        if typ is bool:
-            if isinstance(value, str):
-                text = value.strip().upper()
-                if text in ("T", "TRUE", "1", "Y", "YES"):
-                    return True
-                if text in ("F", "FALSE", "0", "N", "NO", ""):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if typ is int:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            number = float(value) if isinstance(value, str) else value
-            if isinstance(number, float):
-                if not number.is_integer():
-                    raise ValueError(value)
-                return int(number)
-            return int(number)
-        if typ is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            number = float(value)
-            return number if math.isfinite(number) else None
-    except (TypeError, ValueError) as exc:
-        raise InputFileError(
-            url, f"keyword {keyword} = {value!r} is not a valid {typ.__name__}"
-        ) from exc
-    return json_value(value)
 
 
 def keyword_attrs(primary, sci, url=""):
@@ -194,7 +138,12 @@ def keyword_attrs(primary, sci, url=""):
     -------
     dict
         Attribute name -> value for every keyword present (absent or undefined
-        keywords are left out).
+        keywords are left out), typed by :func:`detflow.io.fitsio.typed_value`.
+
+    Raises
+    ------
+    InputFileError
+        A keyword's value is not of its type (e.g. ``NGROUPS = 'two'``).
     """
     headers = {"primary": primary, "sci": sci}
     out = {}
@@ -202,7 +151,13 @@ def keyword_attrs(primary, sci, url=""):
         header = headers[where]
         if keyword not in header:
             continue
-        value = _typed(header[keyword], typ, keyword, url)
+        value = header[keyword]
+        try:
+            value = typed_value(value, typ)
+        except (TypeError, ValueError) as exc:
+            raise InputFileError(
+                url, f"keyword {keyword} = {value!r} is not a valid {typ.__name__}"
+            ) from exc
         if value is not None:
             out[name] = value
     return out
@@ -373,14 +328,17 @@ def _layout(source, hdus, stamp, reader):
     sizes = dict(zip(DIMS, shape, strict=True))
     refout_hdu = find_hdu(hdus, "REFOUT")
     if refout_hdu is not None:
+        # MIRI's reference output: (nints, ngroups, ny/4, nx) in level-1b files, a layout of
+        # its own that does not share the pixel coordinates
         rshape = refout_hdu.shape
-        if len(rshape) != 4 or rshape[:3] != (nints, ngroups, ny):
+        if len(rshape) != 4 or rshape[:2] != (nints, ngroups):
             raise InputFileError(
-                url, f"REFOUT has shape {rshape}, expected ({nints}, {ngroups}, {ny}, n)"
+                url, f"REFOUT has shape {rshape}, expected ({nints}, {ngroups}, rows, columns)"
             )
         image = _image(source, refout_hdu, None, stamp)
-        dims = ("integration", "group", "y", REFOUT_X)
+        dims = ("integration", "group", REFOUT_Y, REFOUT_X)
         variables.append(VariableSpec("refout", dims, rshape, image.dtype, image))
+        sizes[REFOUT_Y] = rshape[2]
         sizes[REFOUT_X] = rshape[3]
 
     tables = {}
@@ -424,15 +382,7 @@ def _dask_variable(spec, chunks):
 
     if spec.image is None:
         return da.zeros(spec.shape, dtype=spec.dtype, chunks=chunks)
-    return da.from_array(
-        spec.image,
-        chunks=chunks,
-        name=f"detflow-read-{spec.name}-{tokenize(spec.image, chunks)}",
-        lock=False,
-        asarray=False,
-        inline_array=False,
-        meta=np.empty((0,) * len(spec.shape), dtype=spec.dtype),
-    )
+    return spec.image.to_dask(chunks, f"detflow-read-{spec.name}-{tokenize(spec.image, chunks)}")
 
 
 def open_exposure(path_or_url, chunks=None, storage_options=None):
@@ -465,7 +415,7 @@ def open_exposure(path_or_url, chunks=None, storage_options=None):
         * ``groupdq`` ``(nints, ngroups, ny, nx)`` ``uint8`` (zeros if the file has none);
         * ``pixeldq`` ``(ny, nx)`` ``uint32`` (zeros if the file has none);
         * ``zeroframe`` ``(nints, ny, nx)`` when the file has a ZEROFRAME;
-        * ``refout`` ``(nints, ngroups, ny, refout_x)`` when the file has a REFOUT;
+        * ``refout`` ``(nints, ngroups, refout_y, refout_x)`` when the file has a REFOUT;
 
         coordinates ``integration`` (``INTSTART - 1 + i``), ``group``, and
         full-frame 0-based ``y``/``x``; attributes as :mod:`detflow.contract`

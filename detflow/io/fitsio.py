@@ -9,14 +9,24 @@ of an image HDU is read on demand:
   the pages it touches;
 * any other fsspec URL (``memory://``, ``http(s)://``, ``s3://``, ...) through
   byte-range requests of whole rows (``fs.cat_ranges``), one range per
-  contiguous run of the section.
+  contiguous run of the section;
+* a gzip-compressed file, only where the caller allows it
+  (:meth:`FitsSource.sniff`, used for reference files), through a
+  decompressing stream: correct, but every read decompresses from the start
+  of the file up to the section, as astropy does.
 
 Scaled integers are handled without astropy's scaling machinery (astropy
-refuses to memory-map scaled data): the usual unsigned conventions
+refuses to memory-map scaled data), but give astropy's values and dtypes to
+the bit (jwst reads its files with astropy): the pseudo-integer conventions
 (``BITPIX=16, BZERO=32768`` for ``uint16``, ``BITPIX=32, BZERO=2**31`` for
-``uint32``, ``BITPIX=64, BZERO=2**63`` for ``uint64``) are undone exactly by
-flipping the sign bit; any other ``BSCALE``/``BZERO`` gives floats, as astropy
-does.
+``uint32``, ``BITPIX=64, BZERO=2**63`` for ``uint64``, ``BITPIX=8, BZERO=-128``
+for ``int8``) are undone exactly by flipping the sign bit; any other
+``BSCALE``/``BZERO``, or a ``BLANK`` on integer data, gives floats computed as
+astropy computes them, with NaN at ``BLANK`` pixels.
+
+The module also holds the helpers that turn header and table values into the
+plain JSON of ``attrs`` (:func:`json_value`, :func:`header_to_dict`,
+:func:`typed_value`), shared by the exposure, reference and product readers.
 
 Everything here is picklable and small: a :class:`FitsImage` holds the URL,
 the storage options and the byte layout of one HDU, never an open handle, so a
@@ -28,8 +38,9 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 
 import numpy as np
@@ -44,9 +55,14 @@ __all__ = [
     "HDUInfo",
     "ImageLayout",
     "find_hdu",
+    "header_to_dict",
     "json_value",
+    "local_path",
+    "padded_nbytes",
+    "plain_scalar",
     "read_hdus",
     "read_table",
+    "typed_value",
 ]
 
 #: FITS block size in bytes.
@@ -54,6 +70,7 @@ BLOCK = 2880
 _CARD = 80
 # bytes read at a time while looking for a header's END card
 _HEADER_READ = 10 * BLOCK
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 # --------------------------------------------------------------------------
@@ -63,6 +80,18 @@ _HEADER_READ = 10 * BLOCK
 
 def _is_url(path):
     return "://" in path or "::" in path
+
+
+def local_path(url):
+    """The local file name of a path or ``file://`` URL, or ``None`` for any other URL."""
+    url = os.fspath(url)
+    if not _is_url(url):
+        return url
+    if url.startswith(("file://", "local://")) and "::" not in url:
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem._strip_protocol(url)
+    return None
 
 
 @dataclass(frozen=True)
@@ -78,31 +107,54 @@ class FitsSource:
         ``http://``, ``s3://``, chained ``simplecache::...``).
     storage_options : dict, optional
         Passed to :func:`fsspec.core.url_to_fs` for URLs (ignored for local paths).
+    compression : {None, "gzip"}
+        ``None``: plain FITS (a gzip-compressed file is refused with a clear
+        error); ``"gzip"``: the file is read through a decompressing stream.
+        :meth:`sniff` sets it from the file's first bytes.
     """
 
     url: str
     storage_options: Mapping = field(default_factory=dict)
+    compression: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "url", os.fspath(self.url))
         object.__setattr__(self, "storage_options", dict(self.storage_options or {}))
+        if self.compression not in (None, "gzip"):
+            raise ValueError(f"unsupported FITS compression {self.compression!r}")
 
     def __hash__(self):
-        return hash((self.url, repr(sorted(self.storage_options.items(), key=str))))
+        options = repr(sorted(self.storage_options.items(), key=str))
+        return hash((self.url, options, self.compression))
 
     def __dask_tokenize__(self):
-        return ("detflow.FitsSource", self.url, sorted(self.storage_options.items(), key=str))
+        return (
+            "detflow.FitsSource",
+            self.url,
+            sorted(self.storage_options.items(), key=str),
+            self.compression,
+        )
 
     @property
     def local_path(self):
         """The local file name, or ``None`` when the file is reached through fsspec."""
-        if not _is_url(self.url):
-            return self.url
-        if self.url.startswith(("file://", "local://")) and "::" not in self.url:
-            from fsspec.implementations.local import LocalFileSystem
+        return local_path(self.url)
 
-            return LocalFileSystem._strip_protocol(self.url)
-        return None
+    def sniff(self):
+        """This source, with ``compression="gzip"`` when the file is gzip-compressed.
+
+        Opens the file once and reads its first two bytes.
+
+        Raises
+        ------
+        InputFileError
+            The file is missing or cannot be opened.
+        """
+        if self.compression is not None:
+            return self
+        with self.reader() as reader:
+            head = reader.read(0, len(_GZIP_MAGIC))
+        return replace(self, compression="gzip") if head == _GZIP_MAGIC else self
 
     def filesystem(self):
         """``(fs, path)`` for this URL (a local path gets fsspec's local filesystem)."""
@@ -119,7 +171,11 @@ class FitsSource:
 
 
 class _Reader:
-    """Positional reads from one file; opened per scan or per task, never shipped."""
+    """Positional reads from one file; opened per scan or per task, never shipped.
+
+    ``size`` is the number of bytes readable (``None`` when unknown: a
+    decompressed gzip stream); ``stored_size`` the size of the file itself.
+    """
 
     def __init__(self, source, size=None):
         self.source = source
@@ -128,7 +184,10 @@ class _Reader:
         self._fs = None
         self._path = None
         self._whole = None  # whole file, when a server ignored a Range request
+        self._gzip = None  # decompressing stream (compression="gzip")
+        self._raw = None  # the compressed file under it
         self.size = None
+        self.stored_size = None
         try:
             if self.local is not None:
                 if not os.path.exists(self.local):
@@ -145,6 +204,16 @@ class _Reader:
                         raise InputFileError(source.url, "is a directory, not a FITS file")
                     size = info.get("size")
                 self.size = None if size is None else int(size)
+            self.stored_size = self.size
+            if source.compression == "gzip":
+                import gzip
+
+                if self.local is not None:
+                    self._raw = open(self.local, "rb")  # noqa: SIM115 (closed in close())
+                else:
+                    self._raw = self._fs.open(self._path, "rb")
+                self._gzip = gzip.GzipFile(fileobj=self._raw, mode="rb")
+                self.size = None  # the decompressed size is known only at the end
         except FileNotFoundError as exc:
             self.close()
             raise InputFileError(source.url, "file not found") from exc
@@ -162,6 +231,10 @@ class _Reader:
         self.close()
 
     def close(self):
+        for stream in (self._gzip, self._raw):
+            if stream is not None:
+                stream.close()
+        self._gzip = self._raw = None
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -171,7 +244,7 @@ class _Reader:
         if self._fd is not None:
             st = os.fstat(self._fd)
             return (st.st_size, st.st_mtime_ns)
-        return (self.size,)
+        return (self.stored_size,)
 
     def read(self, offset, nbytes):
         """Up to ``nbytes`` bytes from ``offset`` (fewer only at the end of the file)."""
@@ -189,7 +262,15 @@ class _Reader:
         url = self.source.url
         if not ranges:
             return []
-        if self._fd is not None:
+        if self._gzip is not None:
+            out = []
+            try:
+                for start, end in ranges:
+                    self._gzip.seek(start)
+                    out.append(self._gzip.read(end - start))
+            except (OSError, EOFError, zlib.error) as exc:
+                raise InputFileError(url, f"cannot read (gzip): {exc}") from exc
+        elif self._fd is not None:
             out = [os.pread(self._fd, end - start, start) for start, end in ranges]
         elif self._whole is not None:
             out = [self._whole[start:end] for start, end in ranges]
@@ -242,7 +323,9 @@ class _Reader:
 
 @dataclass(frozen=True)
 class ImageLayout:
-    """Byte layout of an image HDU's data.
+    """Byte layout of an image HDU's data, and how its values are computed.
+
+    Values and dtypes are astropy's (``fits.open(..., uint=True)``), to the bit.
 
     Attributes
     ----------
@@ -254,6 +337,8 @@ class ImageLayout:
         FITS ``BITPIX`` (8, 16, 32, 64, -32, -64).
     bscale, bzero : float
         FITS scaling (``value = raw * BSCALE + BZERO``).
+    blank : int or None
+        FITS ``BLANK`` of integer data (``None`` when absent or not applicable).
     """
 
     offset: int
@@ -261,6 +346,7 @@ class ImageLayout:
     bitpix: int
     bscale: float = 1.0
     bzero: float = 0.0
+    blank: int | None = None
 
     @property
     def itemsize(self):
@@ -273,34 +359,45 @@ class ImageLayout:
         return self.itemsize * math.prod(self.shape)
 
     @property
-    def _unsigned(self):
-        # the FITS unsigned-integer convention: BZERO = 2**(bits-1), BSCALE = 1
-        return (
-            self.bitpix in (16, 32, 64)
-            and self.bscale == 1
-            and self.bzero == 2 ** (self.bitpix - 1)
-        )
+    def _pseudo(self):
+        # astropy's pseudo-integer conventions: BSCALE = 1 and BZERO = 2**(bits-1)
+        # (unsigned 16/32/64-bit) or -128 (signed bytes); the dtype, or None
+        if self.bscale != 1:
+            return None
+        if self.bitpix == 8 and self.bzero == -128:
+            return np.dtype("i1")
+        if self.bitpix in (16, 32, 64) and self.bzero == 2 ** (self.bitpix - 1):
+            return np.dtype(f"u{self.itemsize}")
+        return None
 
     @property
     def raw_dtype(self):
         """Big-endian dtype of the stored bytes."""
         if self.bitpix == 8:
             return np.dtype("u1")
-        if self._unsigned:
+        pseudo = self._pseudo
+        if pseudo is not None:
             return np.dtype(f">u{self.itemsize}")
         kind = "f" if self.bitpix < 0 else "i"
         return np.dtype(f">{kind}{self.itemsize}")
 
     @property
     def scaled(self):
-        """True when ``BSCALE``/``BZERO`` turn the stored integers into floats."""
-        return not self._unsigned and (self.bscale != 1 or self.bzero != 0)
+        """True when the values are computed as floats from the stored numbers.
+
+        That is with ``BSCALE``/``BZERO`` other than a pseudo-integer convention,
+        and (as astropy does) with a ``BLANK`` on integer data.
+        """
+        if self._pseudo is not None:
+            return False
+        return self.bscale != 1 or self.bzero != 0 or self.blank is not None
 
     @property
     def dtype(self):
         """Native dtype of the values (after ``BZERO``/``BSCALE``)."""
-        if self._unsigned:
-            return np.dtype(f"u{self.itemsize}")
+        pseudo = self._pseudo
+        if pseudo is not None:
+            return pseudo
         if self.scaled:
             return np.dtype(
                 "float32" if abs(self.bitpix) <= 16 or self.bitpix == -32 else "float64"
@@ -309,13 +406,22 @@ class ImageLayout:
 
     def to_values(self, raw):
         """Convert an array of stored (big-endian) pixels to native values."""
-        if self._unsigned:
-            sign = np.array(1 << (self.bitpix - 1), dtype=self.dtype)
-            return np.bitwise_xor(raw, sign, dtype=self.dtype)
-        if self.scaled:
-            out = raw.astype(np.float64) * self.bscale + self.bzero
-            return out.astype(self.dtype, copy=False)
-        return raw.astype(self.dtype)
+        pseudo = self._pseudo
+        if pseudo is not None:
+            sign = np.array(1 << (8 * self.itemsize - 1), dtype=raw.dtype.newbyteorder("="))
+            return np.bitwise_xor(raw, sign, dtype=sign.dtype).view(pseudo)
+        if not self.scaled:
+            return raw.astype(self.dtype)
+        # astropy's arithmetic, in the dtype of the result (float32 for 8/16-bit
+        # and -32 data): a float64 product rounded once could differ in the last bit
+        out = raw.astype(self.dtype)
+        if self.bscale != 1:
+            np.multiply(out, self.bscale, out=out)
+        if self.bzero != 0:
+            out += self.bzero
+        if self.blank:  # astropy skips BLANK = 0 too (``if self._blank:``)
+            out[raw == self.blank] = np.nan
+        return out
 
 
 @dataclass(frozen=True)
@@ -359,6 +465,11 @@ class HDUInfo:
         return self.xtension in ("PRIMARY", "IMAGE")
 
     @property
+    def is_compressed_image(self):
+        """True for a tile-compressed image (a ``BINTABLE`` with ``ZIMAGE = T``)."""
+        return self.xtension == "BINTABLE" and self.header.get("ZIMAGE") is True
+
+    @property
     def shape(self):
         """Data shape in NumPy order, ``(NAXISn, ..., NAXIS1)``."""
         naxis = int(self.header.get("NAXIS", 0))
@@ -367,12 +478,18 @@ class HDUInfo:
     def image_layout(self):
         """The :class:`ImageLayout` of an image HDU."""
         h = self.header
+        bitpix = int(h["BITPIX"])
+        blank = h.get("BLANK")
+        # astropy ignores a BLANK that is not an integer, or on float data
+        if bitpix < 0 or isinstance(blank, bool) or not isinstance(blank, int | np.integer):
+            blank = None
         return ImageLayout(
             offset=self.data_offset,
             shape=self.shape,
-            bitpix=int(h["BITPIX"]),
+            bitpix=bitpix,
             bscale=float(h.get("BSCALE", 1.0)),
             bzero=float(h.get("BZERO", 0.0)),
+            blank=None if blank is None else int(blank),
         )
 
 
@@ -389,7 +506,8 @@ def _data_nbytes(header):
     return bits // 8 * gcount * (pcount + math.prod(dims))
 
 
-def _padded(nbytes):
+def padded_nbytes(nbytes):
+    """``nbytes`` rounded up to whole FITS blocks (:data:`BLOCK` bytes)."""
     return -(-nbytes // BLOCK) * BLOCK
 
 
@@ -494,7 +612,7 @@ def read_hdus(source, reader=None):
                     data_nbytes=nbytes,
                 )
             )
-            offset = data_offset + _padded(nbytes)
+            offset = data_offset + padded_nbytes(nbytes)
             if reader.size is None and nbytes == 0 and hlen == 0:  # pragma: no cover
                 break
     return hdus
@@ -652,11 +770,43 @@ class FitsImage:
         """The whole image as a NumPy array, shape :attr:`shape`."""
         return self[...]
 
+    def to_dask(self, chunks, name, **kwargs):
+        """This image as a lazy Dask array: one task per chunk, each reading its own section.
+
+        Parameters
+        ----------
+        chunks
+            Dask chunks, as :func:`dask.array.from_array` takes them.
+        name : str
+            The array's name: deterministic, so the same image and chunks give
+            the same task keys (build it with :func:`dask.base.tokenize`).
+        **kwargs
+            More :func:`dask.array.from_array` options (e.g. ``fancy=False``).
+
+        Returns
+        -------
+        dask.array.Array
+            Shape :attr:`shape`, dtype :attr:`dtype`; the graph holds this small,
+            picklable object, never data or an open file.
+        """
+        import dask.array as da
+
+        return da.from_array(
+            self,
+            chunks=chunks,
+            name=name,
+            lock=False,
+            asarray=False,
+            inline_array=False,
+            meta=np.empty((0,) * self.ndim, dtype=self.dtype),
+            **kwargs,
+        )
+
     def _read_box(self, box):
         """Stored (big-endian) pixels of the box ``[(lo, hi), ...]``, one per axis."""
         layout = self.layout
         local = self.source.local_path
-        if local is not None:
+        if local is not None and self.source.compression is None:
             try:
                 mm = np.memmap(
                     local, dtype=layout.raw_dtype, mode="r", offset=layout.offset, shape=self.shape
@@ -711,6 +861,15 @@ class FitsImage:
 # --------------------------------------------------------------------------
 
 
+def plain_scalar(value):
+    """A NumPy scalar as the Python scalar, bytes as ``str`` (ASCII); anything else as it is."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).decode("ascii", errors="replace")
+    return value
+
+
 def json_value(value):
     """Convert a header or table value to plain JSON (str, int, float, bool, None, list).
 
@@ -720,10 +879,7 @@ def json_value(value):
     """
     if isinstance(value, np.ndarray):
         return [json_value(v) for v in value.tolist()]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value).decode("ascii", errors="replace").rstrip()
+    value = plain_scalar(value)
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
@@ -734,10 +890,83 @@ def json_value(value):
         return value.rstrip()
     if isinstance(value, complex):
         return [json_value(value.real), json_value(value.imag)]
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return [json_value(v) for v in value]
     # astropy's Undefined and anything exotic
     return None
+
+
+def header_to_dict(header):
+    """A FITS header as a JSON-friendly dict.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+
+    Returns
+    -------
+    dict
+        Keyword -> value (str, int, float, bool or ``None`` for undefined, see
+        :func:`json_value`); ``COMMENT`` and ``HISTORY`` cards as lists of
+        strings; blank cards are dropped. A repeated keyword keeps its first
+        value, the one ``header[keyword]`` gives.
+    """
+    out = {}
+    for card in header.cards:
+        key = card.keyword
+        if not key:
+            continue
+        try:
+            value = card.value
+        except (ValueError, fits.VerifyError):  # pragma: no cover - malformed card
+            value = str(card.image)[10:].strip()
+        if key in ("COMMENT", "HISTORY"):
+            out.setdefault(key, []).append(str(value))
+        elif key not in out:
+            out[key] = json_value(value)
+    return out
+
+
+def typed_value(value, typ):
+    """A header value as ``typ`` (``str``, ``int``, ``float`` or ``bool``), strictly.
+
+    Strings are stripped; an ``int`` accepts integral floats and numeric
+    strings, never a bool; a ``bool`` accepts ``T``/``F``-like strings;
+    non-finite floats, ``None`` and FITS undefined values give ``None``. Any
+    other ``typ`` gives :func:`json_value`.
+
+    Raises
+    ------
+    ValueError, TypeError
+        The value is not a valid ``typ``.
+    """
+    value = plain_scalar(value)
+    if value is None or isinstance(value, fits.card.Undefined):
+        return None
+    if typ is str:
+        return str(value).strip()
+    if typ is bool:
+        if isinstance(value, str):
+            text = value.strip().upper()
+            if text in ("T", "TRUE", "1", "Y", "YES"):
+                return True
+            if text in ("F", "FALSE", "0", "N", "NO", ""):
+                return False
+            raise ValueError(value)
+        return bool(value)
+    if typ is int:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        number = float(value) if isinstance(value, str) else value
+        if isinstance(number, float) and not number.is_integer():
+            raise ValueError(value)
+        return int(number)
+    if typ is float:
+        if isinstance(value, bool):
+            raise ValueError(value)
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return json_value(value)
 
 
 def read_table(source, hdu, reader=None):
@@ -761,7 +990,7 @@ def read_table(source, hdu, reader=None):
     end = hdu.data_offset + hdu.data_nbytes
     with contextlib.nullcontext(reader) if reader is not None else source.reader() as reader:
         (raw,) = reader.read_ranges([(start, end)])
-    raw = raw + b"\0" * (_padded(len(raw)) - len(raw))
+    raw = raw + b"\0" * (padded_nbytes(len(raw)) - len(raw))
     primary = fits.PrimaryHDU().header.tostring().encode("ascii")
     try:
         with fits.HDUList.fromstring(primary + raw) as hdul:

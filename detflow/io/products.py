@@ -42,8 +42,24 @@ import xarray as xr
 from astropy.io import fits
 
 from detflow.contract import KEYWORDS
-from detflow.errors import DetflowError, InputFileError, ParameterError
+from detflow.errors import (
+    InputFileError,
+    ParameterError,
+    ProductContentError,
+    ProductError,
+    ProductWriteError,
+)
 from detflow.io.atomic import atomic_path
+from detflow.io.exposure import cal_step_from_header, keyword_attrs
+from detflow.io.fitsio import (
+    FitsImage,
+    FitsSource,
+    header_to_dict,
+    padded_nbytes,
+    plain_scalar,
+    read_hdus,
+    read_table,
+)
 
 __all__ = [
     "CAL_STEP_KEYWORDS",
@@ -61,25 +77,8 @@ __all__ = [
 ]
 
 
-# --------------------------------------------------------------------------- errors
-
-
-class ProductError(DetflowError):
-    """A product could not be written; the message names the output path."""
-
-    def __init__(self, path, problem):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
-
-
-class ProductWriteError(ProductError, OSError):
-    """The output location cannot be written (not a folder, not writable, disk full)."""
-
-
-class ProductContentError(ProductError, ValueError):
-    """The Dataset lacks a variable the product needs, or has the wrong shape for it."""
-
+# ProductError, ProductWriteError and ProductContentError live in detflow.errors
+# and are re-exported here.
 
 # --------------------------------------------------------------------------- keywords
 
@@ -110,7 +109,6 @@ CAL_STEP_KEYWORDS = {
 # The schema's own attribute name is accepted as well (``dark_sub``).
 _CAL_STEP_BY_NAME = dict(CAL_STEP_KEYWORDS)
 _CAL_STEP_BY_NAME["dark_sub"] = CAL_STEP_KEYWORDS["dark_current"]
-_STEP_BY_CAL_KEYWORD = {kw: step for step, (_, kw, _) in CAL_STEP_KEYWORDS.items()}
 _CAL_STATUSES = ("COMPLETE", "SKIPPED", "FAILED")
 
 #: Reference file type -> FITS keyword of ``meta.ref_file.<type>.name``.
@@ -336,15 +334,6 @@ def _check_writable(path, *, directory=False):
 # --------------------------------------------------------------------------- headers
 
 
-def _plain(value):
-    """A JSON/FITS-friendly Python scalar for a numpy or other scalar."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    return value
-
-
 def _cards_from(header_like):
     """Yield ``(keyword, value, comment)`` from a header dict or astropy Header.
 
@@ -377,7 +366,7 @@ def _cards_from(header_like):
 
 def _fits_card(key, value, comment=""):
     """An astropy Card, or None when the value cannot be a FITS value."""
-    value = _plain(value)
+    value = plain_scalar(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if value is not None and not isinstance(value, str | bool | int | float):
@@ -427,7 +416,7 @@ def _set(header, key, value, comment=None):
 def _cal_step_status(value):
     if isinstance(value, Mapping):
         value = value.get("status")
-    return str(_plain(value)).upper() if value is not None else None
+    return str(plain_scalar(value)).upper() if value is not None else None
 
 
 def _primary_header(attrs, path, model_type):
@@ -444,7 +433,7 @@ def _primary_header(attrs, path, model_type):
     for name, (keyword, where, kind) in KEYWORDS.items():
         if where != "primary" or attrs.get(name) is None:
             continue
-        value = _plain(attrs[name])
+        value = plain_scalar(attrs[name])
         try:
             value = kind(value)
         except (TypeError, ValueError):
@@ -507,7 +496,7 @@ def _table_array(name, columns, path):
         if col not in columns:
             fields.append((col, known[col]))
             continue
-        raw = [_plain(v) for v in columns[col]]
+        raw = [plain_scalar(v) for v in columns[col]]
         if col in known:
             dtype = np.dtype(known[col])
         else:
@@ -551,11 +540,6 @@ _FITS_TYPES = {
     np.dtype(np.float32): (-32, None, np.dtype(">f4"), None),
     np.dtype(np.float64): (-64, None, np.dtype(">f8"), None),
 }
-_BLOCK = 2880
-
-
-def _padded(nbytes):
-    return -(-nbytes // _BLOCK) * _BLOCK
 
 
 def _image_header(name, shape, dtype, extra=None):
@@ -655,7 +639,7 @@ def _write_fits(path, primary, hdus):
             f.write(header.tostring().encode("ascii"))
             offset = f.tell()
             nbytes = math.prod(array.shape) * dtype.itemsize
-            end = offset + _padded(nbytes)
+            end = offset + padded_nbytes(nbytes)
             f.truncate(end)
             f.seek(end)
             region = _FitsDataRegion(path, offset, array.shape, dtype)
@@ -814,7 +798,7 @@ def write_ramp(ds, path, suffix="ramp"):
         ``data`` ``(nints, ngroups, ny, nx)`` on ``(integration, group, y, x)``
         (written as float32), ``groupdq`` (uint8, same shape), ``pixeldq``
         ``(ny, nx)`` (uint32); optional ``zeroframe`` ``(nints, ny, nx)`` and
-        ``refout`` ``(nints, ngroups, ny, nx/4)`` (float32); tables ``group`` and
+        ``refout`` ``(nints, ngroups, ny/4, nx)`` (float32); tables ``group`` and
         ``int_times`` from ``attrs["tables"]``.
     path : str or Path
         Output file, or a folder: the file is then :func:`product_path` with
@@ -869,7 +853,13 @@ def write_ramp(ds, path, suffix="ramp"):
 
 
 def _jsonable(value):
-    """``value`` with numpy types, tuples, paths and bytes made plain JSON."""
+    """``value`` with numpy types, tuples, paths and bytes made plain JSON.
+
+    For any attribute on its way to Zarr: strings are kept as they are and
+    anything unknown becomes its ``str``. Values read from FITS go through
+    :func:`detflow.io.fitsio.json_value` instead (FITS rules: trailing blanks
+    stripped, undefined values to ``None``).
+    """
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
@@ -877,7 +867,7 @@ def _jsonable(value):
         return [_jsonable(v) for v in items]
     if isinstance(value, np.ndarray):
         return [_jsonable(v) for v in value.tolist()]
-    value = _plain(value)
+    value = plain_scalar(value)
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if value is None or isinstance(value, str | bool | int | float):
@@ -950,46 +940,11 @@ def to_zarr(ds, path, mode="w"):
 # --------------------------------------------------------------------------- reading
 
 
-class _FitsDataArray:
-    """Lazy, picklable read access to one IMAGE HDU's data (for ``da.from_array``)."""
-
-    def __init__(self, path, offset, shape, dtype):
-        self.path = str(path)
-        self.offset = int(offset)
-        self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(dtype)
-        self.ndim = len(self.shape)
-
-    def __getitem__(self, key):
-        _, _, stored, mask = _FITS_TYPES[self.dtype]
-        if math.prod(self.shape) == 0:
-            return np.zeros(self.shape, self.dtype)[key]
-        mm = np.memmap(self.path, dtype=stored, mode="r", offset=self.offset, shape=self.shape)
-        try:
-            block = np.array(mm[key])
-        finally:
-            del mm
-        block = block.astype(stored.newbyteorder("="), copy=False)
-        if mask is not None:
-            block = block.view(self.dtype) ^ mask
-        return block.astype(self.dtype, copy=False)
-
-
-def _native_dtype(header, path, extname):
-    bitpix = header["BITPIX"]
-    bscale = header.get("BSCALE", 1)
-    bzero = header.get("BZERO", 0)
-    for dtype, (bp, bz, _, _) in _FITS_TYPES.items():
-        if bp == bitpix and (bz or 0) == bzero and bscale == 1:
-            return dtype
-    raise InputFileError(path, f"extension {extname}: unsupported scaling BZERO={bzero}")
-
-
 _MODEL_DIMS = {
     "RampModel": {
         "SCI": ("integration", "group", "y", "x"),
         "GROUPDQ": ("integration", "group", "y", "x"),
-        "REFOUT": ("integration", "group", "y", "refout_x"),
+        "REFOUT": ("integration", "group", "refout_y", "refout_x"),
     },
     "RampFitOutputModel": {
         "CRMAG": ("integration", "cr", "y", "x"),
@@ -1002,94 +957,83 @@ _NDIM_DIMS = {
     3: ("integration", "y", "x"),
     4: ("integration", "segment", "y", "x"),
 }
+# ``meta.cal_step`` attribute (as cal_step_from_header names steps) -> detflow step name
+_STEP_BY_SCHEMA_NAME = {attr: step for step, (attr, _, _) in CAL_STEP_KEYWORDS.items()}
 
 
 def _header_dict(header):
     """A FITS header as ``{keyword: value}`` without structural or commentary cards."""
-    out = {}
-    for card in header.cards:
-        key = card.keyword
-        if key in _COMMENTARY or _STRUCTURAL.match(key):
-            continue
-        out[key] = _jsonable(card.value)
-    return out
+    return {
+        key: value
+        for key, value in header_to_dict(header).items()
+        if key not in _COMMENTARY and not _STRUCTURAL.match(key)
+    }
 
 
-def _typed_attrs(primary, sci):
-    attrs = {}
-    for name, (keyword, where, kind) in KEYWORDS.items():
-        header = primary if where == "primary" else sci
-        value = header.get(keyword)
-        if value is None:
-            continue
-        try:
-            attrs[name] = kind(value)
-        except (TypeError, ValueError):
-            continue
-    return attrs
+def _model_type(primary, hdus):
+    """``DATAMODL``, or the model type guessed from the extensions."""
+    model = primary.get("DATAMODL")
+    if model is not None:
+        return model
+    sci = next((h for h in hdus if h.name == "SCI"), None)
+    ndim = int(sci.header.get("NAXIS", 0)) if sci is not None else 0
+    if any(h.name == "SLOPE" for h in hdus):
+        return "RampFitOutputModel"
+    return {2: "ImageModel", 3: "CubeModel", 4: "RampModel"}.get(ndim)
 
 
 def _open_fits_product(path, chunks):
+    from dask.base import tokenize
+
     path = Path(path)
-    with fits.open(path, memmap=False, lazy_load_hdus=False) as hdul:
-        primary = hdul[0].header
-        model = primary.get("DATAMODL")
-        exts = [h for h in hdul[1:] if h.name != "ASDF"]
-        sci_header = next((h.header for h in exts if h.name == "SCI"), fits.Header())
-        if model is None:
-            ndim = sci_header.get("NAXIS", 0)
-            names = {h.name for h in exts}
-            model = (
-                "RampFitOutputModel"
-                if "SLOPE" in names
-                else {2: "ImageModel", 3: "CubeModel", 4: "RampModel"}.get(ndim)
-            )
+    try:
+        source = FitsSource(os.fspath(path)).sniff()  # a .fits.gz is read as a stream
+        reader = source.reader()
+    except InputFileError as exc:
+        raise InputFileError(path, f"not a readable FITS product ({exc.problem})") from exc
+    with reader:
+        try:
+            hdus = read_hdus(source, reader)
+        except InputFileError as exc:
+            raise InputFileError(path, f"not a readable FITS product ({exc.problem})") from exc
+        stamp = reader.stamp()
+        primary = hdus[0].header
+        exts = [h for h in hdus[1:] if h.name != "ASDF"]
+        sci_hdu = next((h for h in exts if h.name == "SCI"), None)
+        sci_header = sci_hdu.header if sci_hdu is not None else fits.Header()
+        model = _model_type(primary, exts)
         ramp = model in ("RampModel", "Level1bModel")
         variables = {}
         tables = {}
-        for i, hdu in enumerate(hdul):
-            if i == 0 or hdu.name == "ASDF":
-                continue
-            if isinstance(hdu, fits.BinTableHDU):
-                data = hdu.data
-                tables[hdu.name.lower()] = (
-                    {col: _jsonable(np.asarray(data[col]).tolist()) for col in data.names}
-                    if data is not None
-                    else {}
-                )
-                continue
-            if isinstance(hdu, fits.CompImageHDU):
+        for hdu in exts:
+            if hdu.is_compressed_image:
                 raise InputFileError(path, "compressed images are not supported")
-            if not isinstance(hdu, fits.ImageHDU) or hdu.header.get("NAXIS", 0) == 0:
+            if hdu.xtension == "BINTABLE":
+                tables[hdu.name.lower()] = read_table(source, hdu, reader)
                 continue
-            shape = tuple(hdu.header[f"NAXIS{k}"] for k in range(hdu.header["NAXIS"], 0, -1))
-            dtype = _native_dtype(hdu.header, path, hdu.name)
-            offset = hdul.fileinfo(i)["datLoc"]
+            if hdu.xtension != "IMAGE" or not hdu.shape:
+                continue
+            image = FitsImage(source, hdu.image_layout(), hdu_name=hdu.name, stamp=stamp)
+            shape = image.shape
             dims = _MODEL_DIMS.get(model, {}).get(hdu.name) or _NDIM_DIMS.get(len(shape))
             if dims is None or len(dims) != len(shape):
                 dims = tuple(f"{hdu.name.lower()}_{k}" for k in range(len(shape)))
             name = "data" if (ramp and hdu.name == "SCI") else hdu.name.lower()
-            source = _FitsDataArray(path, offset, shape, dtype)
             if chunks is None:
                 chunk = tuple(1 if d == "integration" else -1 for d in dims)
             else:
                 chunk = chunks
-            array = da.from_array(
-                source,
-                chunks=chunk,
-                name=f"detflow-fits-{name}-{path.name}-{offset}",
-                meta=np.empty((0,) * len(shape), dtype),
-                asarray=False,
-            )
+            array = image.to_dask(chunk, f"detflow-fits-{name}-{tokenize(image, chunk)}")
             variables[name] = xr.Variable(dims, array)
     primary_dict = _header_dict(primary)
     sci_dict = _header_dict(sci_header)
-    attrs = _typed_attrs(primary_dict, sci_dict)
+    attrs = keyword_attrs(primary, sci_header, os.fspath(path))
     attrs["primary_header"] = primary_dict
     attrs["sci_header"] = sci_dict
     attrs["tables"] = tables
+    found = cal_step_from_header(primary)
     attrs["cal_step"] = {
-        step: primary_dict[kw] for kw, step in _STEP_BY_CAL_KEYWORD.items() if kw in primary_dict
+        step: found[attr] for attr, step in _STEP_BY_SCHEMA_NAME.items() if attr in found
     }
     attrs["provenance"] = []
     ds = xr.Dataset(variables, attrs=attrs)
@@ -1141,7 +1085,4 @@ def open_product(path, chunks=None):
             )
         except (ValueError, KeyError, OSError) as exc:
             raise InputFileError(path, f"not a readable Zarr v3 store ({exc})") from exc
-    try:
-        return _open_fits_product(path, chunks)
-    except OSError as exc:
-        raise InputFileError(path, f"not a readable FITS product ({exc})") from exc
+    return _open_fits_product(path, chunks)

@@ -59,7 +59,18 @@ from collections.abc import Mapping
 import numpy as np
 
 from detflow.contract import FULL_FRAME_SHAPE
-from detflow.errors import ReferenceFileError
+from detflow.errors import InputFileError, ReferenceFileError
+from detflow.io.chunks import array_chunks
+from detflow.io.fitsio import (
+    FitsImage,
+    FitsSource,
+    header_to_dict,
+    json_value,
+    local_path,
+    read_hdus,
+    read_table,
+    typed_value,
+)
 
 __all__ = [
     "OPTIONAL_REFTYPES",
@@ -118,42 +129,13 @@ _REF_KEYWORDS = {
     "description": ("DESCRIP", str),
 }
 
-#: Target size of one default chunk, in bytes.
-_CHUNK_BYTES = 128 * 2**20
-
-#: NIR amplifier width: default x tiles are aligned to it on the detector grid.
-_NIR_AMP_WIDTH = 512
-
 
 # --------------------------------------------------------------------------- helpers
 
 
 def _is_url(path):
-    path = str(path)
-    return "://" in path and not path.startswith("file://")
-
-
-def _local_path(path):
-    path = str(path)
-    return path[len("file://") :] if path.startswith("file://") else path
-
-
-def _fits_open(path, storage_options=None):
-    """Open a FITS file lazily (headers only) from a local path or an fsspec URL.
-
-    No memory map: ``.section`` then reads just the requested bytes, scaled
-    (BZERO/BSCALE) images included, which astropy refuses to memory-map.
-    """
-    from astropy.io import fits
-
-    if _is_url(path):
-        return fits.open(
-            str(path),
-            use_fsspec=True,
-            fsspec_kwargs=dict(storage_options or {}),
-            lazy_load_hdus=True,
-        )
-    return fits.open(_local_path(path), memmap=False, lazy_load_hdus=True)
+    """Whether ``path`` is reached through fsspec (not a local path or ``file://`` URL)."""
+    return local_path(path) is None
 
 
 def _path_exists(path, storage_options=None):
@@ -162,90 +144,30 @@ def _path_exists(path, storage_options=None):
 
         fs, root = fsspec.core.url_to_fs(str(path), **dict(storage_options or {}))
         return fs.exists(root)
-    return os.path.exists(_local_path(path))
+    return os.path.exists(local_path(path))
 
 
-def _json_value(value):
-    """A FITS header value as plain JSON (str, int, float, bool or None)."""
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, float | np.floating):
-        return float(value)
-    if isinstance(value, complex | np.complexfloating):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    return None  # astropy's Undefined and anything exotic
+def _scan(path, storage_options=None):
+    """Parse a reference file's headers: ``(source, hdus)``, no data read.
 
+    ``source`` is the file's :class:`~detflow.io.fitsio.FitsSource`; a
+    gzip-compressed file is accepted (and read through a decompressing stream),
+    as astropy accepts it.
 
-def _header_to_dict(header):
-    """A FITS header as a JSON-friendly dict (first occurrence of each keyword).
-
-    ``COMMENT`` and ``HISTORY`` become lists of strings; blank keywords are dropped.
+    Raises
+    ------
+    InputFileError
+        The file is missing, unreadable, not FITS or truncated.
     """
-    out = {}
-    for card in header.cards:
-        key = card.keyword
-        if not key:
-            continue
-        if key in ("COMMENT", "HISTORY"):
-            out.setdefault(key, []).append(str(card.value))
-        elif key not in out:
-            out[key] = _json_value(card.value)
-    return out
-
-
-def _table_to_dict(data):
-    """A FITS binary table as ``{column: list}`` of plain Python values."""
-    out = {}
-    if data is None:
-        return out
-    for name in data.columns.names:
-        col = np.asarray(data[name])
-        if col.dtype.kind in "SU":
-            values = [
-                v.decode("ascii", "replace").strip() if isinstance(v, bytes) else str(v).strip()
-                for v in col.tolist()
-            ]
-        else:
-            values = col.tolist()
-        out[name] = values
-    return out
-
-
-def _hdu_dtype(header):
-    """The dtype astropy gives an image HDU's data (after BZERO/BSCALE scaling)."""
-    bitpix = int(header["BITPIX"])
-    bzero = header.get("BZERO", 0)
-    bscale = header.get("BSCALE", 1)
-    raw = {8: "uint8", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}[bitpix]
-    if bzero == 0 and bscale == 1:
-        return np.dtype(raw).newbyteorder("=")
-    if bscale == 1:
-        if bitpix == 8 and bzero == -128:
-            return np.dtype("int8")
-        for bits, name in ((16, "uint16"), (32, "uint32"), (64, "uint64")):
-            if bitpix == bits and bzero == 1 << (bits - 1):
-                return np.dtype(name)
-    if bitpix > 16:
-        return np.dtype("float64")
-    if bitpix > 0:
-        return np.dtype("float32")
-    return np.dtype(raw).newbyteorder("=")
+    source = FitsSource(path, storage_options).sniff()
+    return source, read_hdus(source)
 
 
 def _header_value(header, key, typ=str):
-    value = header.get(key)
-    if value is None or not isinstance(value, str | int | float | bool | np.generic):
-        return None
+    """A header keyword as ``typ`` (:func:`~detflow.io.fitsio.typed_value`); ``None``
+    when absent, undefined or not a valid ``typ`` (reference files are read leniently)."""
     try:
-        if typ is str:
-            return str(value).strip()
-        if typ is int:
-            return int(value)
-        return float(value)
+        return typed_value(header.get(key), typ)
     except (TypeError, ValueError):
         return None
 
@@ -353,6 +275,17 @@ def _covers(ref_y, ref_x, exp_y, exp_x):
     )
 
 
+def _require_covers(rt, label, what, ref_y, ref_x, exp_y, exp_x):
+    """Raise :class:`ReferenceFileError` unless ``what`` covers every exposure pixel."""
+    if not _covers(ref_y, ref_x, exp_y, exp_x):
+        raise ReferenceFileError(
+            rt,
+            label,
+            f"{what} covers {_region_text(ref_y, ref_x)} of the detector, "
+            f"but the exposure needs {_region_text(exp_y, exp_x)}",
+        )
+
+
 def _match(ref_value, pattern, exp_value):
     """Score how a reference keyword matches an exposure value.
 
@@ -411,27 +344,6 @@ def _exposure_date(attrs):
 # --------------------------------------------------------------------------- opening
 
 
-class _FitsImage:
-    """Array-like view of one image HDU that reads only the requested section.
-
-    Every ``__getitem__`` opens the file, reads the section and closes it, so
-    the object pickles (for distributed workers) and holds no file handle.
-    """
-
-    def __init__(self, path, index, shape, dtype, storage_options=None):
-        self.path = str(path)
-        self.index = int(index)
-        self.shape = tuple(int(n) for n in shape)
-        self.dtype = np.dtype(dtype)
-        self.ndim = len(self.shape)
-        self.storage_options = dict(storage_options or {})
-
-    def __getitem__(self, key):
-        with _fits_open(self.path, self.storage_options) as hdul:
-            out = hdul[self.index].section[key]
-            return np.array(out, dtype=self.dtype, copy=True)
-
-
 def _leading_dims(reftype, var, ndim):
     """Names of the non-spatial dimensions of an ``ndim``-D array (spatial ones last)."""
     if ndim == 3:
@@ -447,44 +359,6 @@ def _leading_dims(reftype, var, ndim):
             return ("integration", "group")
         return ("axis0", "axis1")
     return tuple(f"axis{i}" for i in range(ndim - 2))
-
-
-def _default_chunks(dims, shape, itemsize, x0, instrument):
-    """Default chunk sizes: whole non-spatial axes (one integration), amp-aligned x tiles.
-
-    NIR references are tiled in x on the 512-column amplifier grid of the full
-    frame; MIRI (whose amplifiers interleave by column) keeps whole rows. Rows
-    are then split into bands so that a chunk stays under about 128 MB.
-    """
-    chunks = {}
-    for dim, n in zip(dims, shape, strict=True):
-        chunks[dim] = (1,) * n if dim == "integration" and n else (n,)
-    if "x" in dims:
-        nx = shape[dims.index("x")]
-        if _upper(instrument) != "MIRI" and nx > _NIR_AMP_WIDTH:
-            first = _NIR_AMP_WIDTH - (x0 % _NIR_AMP_WIDTH)
-            sizes = [min(first, nx)]
-            while sum(sizes) < nx:
-                sizes.append(min(_NIR_AMP_WIDTH, nx - sum(sizes)))
-            chunks["x"] = tuple(sizes)
-    if "y" in dims:
-        ny = shape[dims.index("y")]
-        per_row = itemsize
-        for dim in dims:
-            if dim != "y":
-                per_row *= max(chunks[dim])
-        rows = max(1, min(ny, _CHUNK_BYTES // max(per_row, 1)))
-        chunks["y"] = rows
-    return tuple(chunks[d] for d in dims)
-
-
-def _user_chunks(chunks, dims, default):
-    """Merge a user ``chunks`` argument (dict, int, -1, "auto") with the defaults."""
-    if chunks is None:
-        return default
-    if isinstance(chunks, Mapping):
-        return tuple(chunks.get(d, dflt) for d, dflt in zip(dims, default, strict=True))
-    return chunks
 
 
 def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_options=None):
@@ -504,9 +378,11 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
     chunks : dict, int, str or tuple, optional
         Dask chunks. A dict maps dimension names (``y``, ``x``, ``group``, ...) to
         chunk sizes, dimensions not named keep the default; anything else is
-        given to :func:`dask.array.from_array` for every variable. Default: one
-        integration, all groups/coefficients, 512-column x tiles aligned to the
-        NIR amplifiers (whole rows for MIRI), row bands of at most ~128 MB.
+        given to :func:`dask.array.from_array` for every variable. Default: the
+        exposure's tiling (:func:`detflow.io.chunks.array_chunks`): one
+        integration, all groups/coefficients, spatial tiles aligned to the
+        amplifiers in full-frame coordinates (whole rows for MIRI), cut into
+        bands of about 100 MB when larger than 150 MB.
     exposure : str, Mapping or xarray.Dataset, optional
         The exposure the file is opened for, only to name it in error messages.
     storage_options : dict, optional
@@ -536,10 +412,10 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
     Raises
     ------
     ReferenceFileError
-        The file does not exist, is not readable FITS, is of another type than
+        The file does not exist, is not readable FITS (gzip-compressed FITS is
+        read; tile-compressed images are not), is of another type than
         ``reftype``, or its arrays disagree on the spatial shape.
     """
-    import dask.array as da
     import xarray as xr
     from dask.base import tokenize
 
@@ -550,55 +426,59 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
     if not _path_exists(path, storage_options):
         raise ReferenceFileError(rt_name, label, f"reference file {path} does not exist")
     try:
-        hdul = _fits_open(path, storage_options)
-    except Exception as exc:  # astropy raises OSError, ValueError, ...
+        source = FitsSource(path, storage_options).sniff()
+        with source.reader() as reader:
+            hdus = read_hdus(source, reader)
+            stamp = reader.stamp()
+            primary = hdus[0].header
+            file_rt = _upper(_header_value(primary, "REFTYPE"))
+            if want and file_rt and file_rt != want:
+                raise ReferenceFileError(
+                    want, label, f"{path} is a {file_rt} reference file, not {want}"
+                )
+            rt = file_rt or want or "UNKNOWN"
+            attrs = {}
+            for name, (key, typ) in _REF_KEYWORDS.items():
+                value = _header_value(primary, key, typ)
+                if value is not None:
+                    attrs[name] = value
+            attrs["reftype"] = rt
+            attrs["path"] = str(path)
+            attrs["filename"] = os.path.basename(str(path).rstrip("/"))
+            attrs["primary_header"] = header_to_dict(primary)
+            headers, tables, images = {}, {}, []
+            seen = {}
+            for hdu in hdus[1:]:
+                key = (hdu.name or f"HDU{hdu.index}").lower()
+                seen[key] = seen.get(key, 0) + 1
+                if seen[key] > 1:
+                    key = f"{key}_{seen[key]}"
+                headers[key] = header_to_dict(hdu.header)
+                if hdu.is_compressed_image:
+                    raise ReferenceFileError(
+                        rt,
+                        label,
+                        f"{path}: extension {key.upper()} is a tile-compressed image, "
+                        "which detflow does not read; write it uncompressed",
+                    )
+                if hdu.xtension in ("BINTABLE", "TABLE"):
+                    if key == "asdf":
+                        continue
+                    tables[key] = read_table(source, hdu, reader)
+                elif hdu.is_image and hdu.shape and 0 not in hdu.shape:
+                    images.append((key, hdu))
+            attrs["headers"] = headers
+            attrs["tables"] = tables
+    except InputFileError as exc:
         raise ReferenceFileError(
-            rt_name, label, f"cannot read {path} as FITS ({type(exc).__name__}: {exc})"
+            rt_name, label, f"cannot read {path} as FITS ({exc.problem})"
         ) from exc
-
-    with hdul:
-        primary = hdul[0].header
-        file_rt = _upper(_header_value(primary, "REFTYPE"))
-        if want and file_rt and file_rt != want:
-            raise ReferenceFileError(
-                want, label, f"{path} is a {file_rt} reference file, not {want}"
-            )
-        rt = file_rt or want or "UNKNOWN"
-        attrs = {}
-        for name, (key, typ) in _REF_KEYWORDS.items():
-            value = _header_value(primary, key, typ)
-            if value is not None:
-                attrs[name] = value
-        attrs["reftype"] = rt
-        attrs["path"] = str(path)
-        attrs["filename"] = os.path.basename(str(path).rstrip("/"))
-        attrs["primary_header"] = _header_to_dict(primary)
-        headers, tables, images = {}, {}, []
-        seen = {}
-        for index, hdu in enumerate(hdul):
-            if index == 0:
-                continue
-            header = hdu.header
-            extname = str(header.get("EXTNAME", f"HDU{index}")).strip() or f"HDU{index}"
-            key = extname.lower()
-            seen[key] = seen.get(key, 0) + 1
-            if seen[key] > 1:
-                key = f"{key}_{seen[key]}"
-            headers[key] = _header_to_dict(header)
-            if header.get("XTENSION", "").strip().upper() in ("BINTABLE", "TABLE"):
-                if key == "asdf":
-                    continue
-                tables[key] = _table_to_dict(hdu.data)
-            elif int(header.get("NAXIS", 0)) > 0 and hdu.shape and 0 not in hdu.shape:
-                images.append((index, key, tuple(hdu.shape), _hdu_dtype(header)))
-        attrs["headers"] = headers
-        attrs["tables"] = tables
 
     # spatial frame: the array shape wins over SUBSIZE (as in jwst's ref_matches_sci)
     spatial_shapes = {
-        key: shape[-2:]
-        for _, key, shape, _ in images
-        if len(shape) >= 2 and not (rt == "IPC" and len(shape) == 2)
+        key: hdu.shape[-2:]
+        for key, hdu in images
+        if len(hdu.shape) >= 2 and not (rt == "IPC" and len(hdu.shape) == 2)
     }
     spatial = next(
         (spatial_shapes[k] for k in ("sci", "coeffs") if k in spatial_shapes),
@@ -618,13 +498,14 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
     if _is_url(path):
         identity = tokenize(path, attrs["primary_header"])
     else:
-        st = os.stat(_local_path(path))
-        identity = tokenize(os.path.abspath(_local_path(path)), st.st_mtime_ns, st.st_size)
+        size, mtime_ns = stamp  # the local file's (st_size, st_mtime_ns)
+        identity = tokenize(os.path.abspath(local_path(path)), mtime_ns, size)
 
     data_vars = {}
     sizes = {}
-    for index, key, shape, dtype in images:
-        ndim = len(shape)
+    for key, hdu in images:
+        image = FitsImage(source, hdu.image_layout(), hdu_name=hdu.name, stamp=stamp)
+        shape, dtype, ndim = image.shape, image.dtype, image.ndim
         if ndim == 1:
             dims = (f"{key}_index",)
         elif rt == "IPC" and ndim == 2:
@@ -646,18 +527,9 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
                     f"{path}: extension {key.upper()} has {n} along '{dim}', "
                     f"other extensions have {sizes[dim]}",
                 )
-        default = _default_chunks(dims, shape, dtype.itemsize, x0 - 1, attrs.get("instrument"))
-        var_chunks = _user_chunks(chunks, dims, default)
-        source = _FitsImage(path, index, shape, dtype, storage_options)
-        arr = da.from_array(
-            source,
-            chunks=var_chunks,
-            name=f"ref-{rt.lower()}-{key}-{tokenize(identity, index, var_chunks)}",
-            asarray=False,
-            fancy=False,
-            lock=False,
-            meta=np.empty((0,) * ndim, dtype=dtype),
-        )
+        var_chunks = array_chunks(attrs, dims, shape, chunks, itemsize=dtype.itemsize)
+        task_name = f"ref-{rt.lower()}-{key}-{tokenize(identity, hdu.index, var_chunks)}"
+        arr = image.to_dask(var_chunks, task_name, fancy=False)
         data_vars[key] = xr.Variable(dims, arr, attrs={"extname": key.upper()})
 
     coords = {}
@@ -735,13 +607,7 @@ def select_region(ref_ds, exposure, *, match_chunks=True, require_exact=False):
         )
     ref_y = np.asarray(ref_ds["y"].values)
     ref_x = np.asarray(ref_ds["x"].values)
-    if not _covers(ref_y, ref_x, exp_y, exp_x):
-        raise ReferenceFileError(
-            rt,
-            label,
-            f"{fname} covers {_region_text(ref_y, ref_x)} of the detector, "
-            f"but the exposure needs {_region_text(exp_y, exp_x)}",
-        )
+    _require_covers(rt, label, fname, ref_y, ref_x, exp_y, exp_x)
     exact = (
         len(ref_y) == len(exp_y)
         and len(ref_x) == len(exp_x)
@@ -802,39 +668,36 @@ def clear_reference_index():
 def _index_entry(path, storage_options=None):
     """Header facts of one reference file used for selection, or None if unreadable."""
     try:
-        with _fits_open(path, storage_options) as hdul:
-            primary = hdul[0].header
-            entry = {"path": str(path), "name": os.path.basename(str(path))}
-            for key in (
-                "REFTYPE",
-                "INSTRUME",
-                "DETECTOR",
-                "P_DETECT",
-                "USEAFTER",
-                "SUBSTRT1",
-                "SUBSTRT2",
-                "SUBSIZE1",
-                "SUBSIZE2",
-                "NFRAMES",
-                "NGROUPS",
-                "GROUPGAP",
-            ):
-                entry[key] = _json_value(primary.get(key))
-            for key, pattern in _SELECTORS.values():
-                entry[key] = _json_value(primary.get(key))
-                entry[pattern] = _json_value(primary.get(pattern))
-            shapes = {}
-            for hdu in hdul[1:]:
-                header = hdu.header
-                if header.get("XTENSION", "").strip().upper() != "IMAGE":
-                    continue
-                name = str(header.get("EXTNAME", "")).strip().upper()
-                naxis = int(header.get("NAXIS", 0))
-                shape = tuple(int(header.get(f"NAXIS{i}", 0)) for i in range(naxis, 0, -1))
-                shapes.setdefault(name, shape)
-            entry["shapes"] = shapes
+        _, hdus = _scan(path, storage_options)
     except Exception:
         return None
+    if any(hdu.is_compressed_image for hdu in hdus):
+        return None  # open_reference cannot read it: never select it
+    primary = hdus[0].header
+    entry = {"path": str(path), "name": os.path.basename(str(path))}
+    for key in (
+        "REFTYPE",
+        "INSTRUME",
+        "DETECTOR",
+        "P_DETECT",
+        "USEAFTER",
+        "SUBSTRT1",
+        "SUBSTRT2",
+        "SUBSIZE1",
+        "SUBSIZE2",
+        "NFRAMES",
+        "NGROUPS",
+        "GROUPGAP",
+    ):
+        entry[key] = json_value(primary.get(key))
+    for key, pattern in _SELECTORS.values():
+        entry[key] = json_value(primary.get(key))
+        entry[pattern] = json_value(primary.get(pattern))
+    shapes = {}
+    for hdu in hdus[1:]:
+        if hdu.xtension == "IMAGE":
+            shapes.setdefault(hdu.name, hdu.shape)
+    entry["shapes"] = shapes
     rt = _upper(entry["REFTYPE"])
     main = None
     for name in ("SCI", "COEFFS", "DQ"):
@@ -889,7 +752,7 @@ def reference_index(refs_dir, *, storage_options=None):
                 files[fs.unstrip_protocol(info["name"])] = stamp
         key = refs_dir.rstrip("/")
     else:
-        root = os.path.abspath(_local_path(refs_dir))
+        root = os.path.abspath(local_path(refs_dir))
         files = {}
         with os.scandir(root) as it:
             for item in it:
@@ -965,24 +828,16 @@ def _entry_rank(entry, rt, attrs, exp_y, exp_x, exp_date):
     )
 
 
-def _check_header(path, rt, exposure, label, storage_options=None):
-    """Raise if an override's REFTYPE/INSTRUME/DETECTOR/region do not fit the exposure."""
-    attrs = _exposure_attrs(exposure)
-    if str(path).lower().endswith(".asdf"):
-        return _check_asdf(path, rt, attrs, label)
-    entry = _index_entry(path, storage_options)
-    if entry is None:
-        raise ReferenceFileError(rt, label, f"override {path} is not a readable FITS file")
-    file_rt = _upper(entry["REFTYPE"])
+def _check_identity(path, rt, attrs, label, file_rt, instrument, detector, p_detect=None):
+    """Raise if an override's REFTYPE, instrument or detector do not fit the exposure."""
     if file_rt and file_rt != rt:
         raise ReferenceFileError(
             rt, label, f"override {path} is a {file_rt} reference file, not {rt}"
         )
-    checks = (
-        ("instrument", entry["INSTRUME"], None),
-        ("detector", entry["DETECTOR"], entry["P_DETECT"]),
-    )
-    for name, value, pattern in checks:
+    for name, value, pattern in (
+        ("instrument", instrument, None),
+        ("detector", detector, p_detect),
+    ):
         exp_value = _exposure_value(attrs, name)
         if _match(value, pattern, exp_value) < 0:
             raise ReferenceFileError(
@@ -991,18 +846,32 @@ def _check_header(path, rt, exposure, label, storage_options=None):
                 f"override {path} is a {rt} file for {name} {value}, "
                 f"but the exposure's {name} is {exp_value}",
             )
+
+
+def _check_header(path, rt, exposure, label, storage_options=None):
+    """Raise if an override's REFTYPE/INSTRUME/DETECTOR/region do not fit the exposure."""
+    attrs = _exposure_attrs(exposure)
+    if str(path).lower().endswith(".asdf"):
+        return _check_asdf(path, rt, attrs, label)
+    entry = _index_entry(path, storage_options)
+    if entry is None:
+        raise ReferenceFileError(rt, label, f"override {path} is not a readable FITS file")
+    _check_identity(
+        path,
+        rt,
+        attrs,
+        label,
+        _upper(entry["REFTYPE"]),
+        entry["INSTRUME"],
+        entry["DETECTOR"],
+        entry["P_DETECT"],
+    )
     exp_y, exp_x = _exposure_region(exposure)
     region = entry["region"]
     if region is not None and exp_y is not None:
         y0, ny, x0, nx = region
         ref_y, ref_x = np.arange(y0, y0 + ny), np.arange(x0, x0 + nx)
-        if not _covers(ref_y, ref_x, exp_y, exp_x):
-            raise ReferenceFileError(
-                rt,
-                label,
-                f"override {path} covers {_region_text(ref_y, ref_x)} of the detector, "
-                f"but the exposure needs {_region_text(exp_y, exp_x)}",
-            )
+        _require_covers(rt, label, f"override {path}", ref_y, ref_x, exp_y, exp_x)
     return None
 
 
@@ -1018,19 +887,7 @@ def _check_asdf(path, rt, attrs, label):
             ref_inst, ref_det = inst.get("name"), inst.get("detector")
     except Exception:
         return None
-    if file_rt and file_rt != rt:
-        raise ReferenceFileError(
-            rt, label, f"override {path} is a {file_rt} reference file, not {rt}"
-        )
-    for name, value in (("instrument", ref_inst), ("detector", ref_det)):
-        exp_value = _exposure_value(attrs, name)
-        if _match(value, None, exp_value) < 0:
-            raise ReferenceFileError(
-                rt,
-                label,
-                f"override {path} is a {rt} file for {name} {value}, "
-                f"but the exposure's {name} is {exp_value}",
-            )
+    _check_identity(path, rt, attrs, label, file_rt, ref_inst, ref_det)
     return None
 
 
@@ -1044,7 +901,7 @@ def _default_refs_dir(attrs, storage_options=None):
         fs, root = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
         candidate = fs.unstrip_protocol(f"{fs._parent(root).rstrip('/')}/refs")
     else:
-        candidate = os.path.join(os.path.dirname(os.path.abspath(_local_path(path))), "refs")
+        candidate = os.path.join(os.path.dirname(os.path.abspath(local_path(path))), "refs")
     try:
         return candidate if _path_exists(candidate, storage_options) else None
     except Exception:
