@@ -118,8 +118,19 @@ def sim_miri(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def crds_offline(tmp_path_factory):
-    """An offline CRDS set-up for running jwst (see tests/jwst_oracle.py)."""
+    """An offline CRDS set-up for running jwst (see tests/jwst_oracle.py); the environment
+    is applied only while jwst runs."""
     from jwst_oracle import offline_crds
 
     root = tmp_path_factory.mktemp("crds")
     return offline_crds(root)
+
+
+@pytest.fixture(autouse=True)
+def _no_crds_leak():
+    """No test may leave a CRDS environment behind for the next one."""
+    import os
+
+    before = os.environ.get("CRDS_PATH")
+    yield
+    assert os.environ.get("CRDS_PATH") == before, "a test leaked CRDS_PATH into the environment"

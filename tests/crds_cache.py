@@ -5,7 +5,6 @@ a cache synced from the CRDS server, so detflow's CRDS branch (and jwst itself)
 can be tested without a network.
 """
 
-import os
 import shutil
 from pathlib import Path
 
@@ -128,22 +127,3 @@ def make_crds_cache(root, refs, *, instrument="NIRCAM"):
         "STPIPE_DISABLE_CRDS_STEPPARS": "true",
     }
     return env
-
-
-def set_env(monkeypatch, env):
-    """Apply ``env`` with pytest's monkeypatch and forget CRDS's cached state."""
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    _reset_crds()
-
-
-def _reset_crds():
-    try:
-        from crds.core import heavy_client, utils
-
-        utils.clear_function_caches()
-        heavy_client.get_config_info.cache_clear() if hasattr(
-            heavy_client.get_config_info, "cache_clear") else None
-    except Exception:
-        pass
-    os.environ.pop("CRDS_OBSERVATORY", None)

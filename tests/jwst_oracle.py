@@ -7,6 +7,7 @@ reference type a step declares gets an ``override_<reftype>`` (a file, or
 ../shared/JWST_DETECTOR1_NOTES.md, "Running jwst offline".
 """
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -36,20 +37,48 @@ ALL_REFTYPES = (
 
 
 def offline_crds(root):
-    """Set the environment so that jwst runs without a CRDS server; returns the env dict."""
+    """Write a CRDS cache config under ``root``; returns the environment that uses it.
+
+    Nothing is changed in ``os.environ``: apply it with :func:`crds_environment`.
+    """
     root = Path(root)
     cfg = root / "config" / "jwst"
     cfg.mkdir(parents=True, exist_ok=True)
     (cfg / "server_config").write_text(repr(SERVER_CONFIG))
-    env = {
+    return {
         "CRDS_PATH": str(root),
         "CRDS_SERVER_URL": "https://crds-offline.invalid",
         "CRDS_CONTEXT": "jwst_0000.pmap",
         "CRDS_MODE": "local",
         "STPIPE_DISABLE_CRDS_STEPPARS": "true",
     }
+
+
+def _clear_crds_caches():
+    from crds.core import utils
+
+    utils.clear_function_caches()
+
+
+@contextlib.contextmanager
+def crds_environment(env):
+    """Apply a CRDS environment for the duration of a block, then restore the old one.
+
+    The crds client caches its configuration and mappings per process; the caches
+    are cleared on entry and exit so that one test's cache never leaks into another.
+    """
+    old = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
-    return env
+    _clear_crds_caches()
+    try:
+        yield env
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _clear_crds_caches()
 
 
 def step_overrides(refs):
@@ -75,7 +104,6 @@ def run_detector1(uncal, refs, output_dir, crds_root, steps=None, **pipeline_kwa
     Returns the rate model (ImageModel) in memory; products are saved into
     ``output_dir`` (``*_rate.fits``, ``*_rateints.fits``).
     """
-    offline_crds(crds_root)
     from jwst.pipeline import Detector1Pipeline
 
     all_steps = step_overrides(refs)
@@ -84,10 +112,11 @@ def run_detector1(uncal, refs, output_dir, crds_root, steps=None, **pipeline_kwa
     all_steps["jump"]["maximum_cores"] = "1"
     for name, params in (steps or {}).items():
         all_steps.setdefault(name, {}).update(params)
-    return Detector1Pipeline.call(
-        str(uncal), steps=all_steps, output_dir=str(output_dir), save_results=True,
-        **pipeline_kwargs,
-    )
+    with crds_environment(offline_crds(crds_root)):
+        return Detector1Pipeline.call(
+            str(uncal), steps=all_steps, output_dir=str(output_dir), save_results=True,
+            **pipeline_kwargs,
+        )
 
 
 def truth_agreement(rate, truth_path):
