@@ -134,3 +134,32 @@ def _no_crds_leak():
     before = os.environ.get("CRDS_PATH")
     yield
     assert os.environ.get("CRDS_PATH") == before, "a test leaked CRDS_PATH into the environment"
+
+
+@pytest.fixture(scope="session")
+def sim_nircam_bright2(tmp_path_factory):
+    """NIRCam SUB320, BRIGHT2 (2 frames averaged, ZEROFRAME), 6 groups x 2 integrations."""
+    from detflow.simulator import simulate
+
+    return simulate(
+        "nircam", tmp_path_factory.mktemp("nircam_bright2"), subarray="SUB320",
+        readpatt="BRIGHT2", ngroups=6, nints=2,
+    )
+
+
+@pytest.fixture(scope="session")
+def jwst_steps(tmp_path_factory, crds_offline, request):
+    """Factory: ``jwst_steps("sim_nircam_sub640")`` -> {step: jwst product path}, one jwst
+    run per simulated exposure and session (see tests/stepcheck.py)."""
+    from stepcheck import jwst_step_products
+
+    cache = {}
+
+    def _get(sim_fixture):
+        if sim_fixture not in cache:
+            sim = request.getfixturevalue(sim_fixture)
+            out = tmp_path_factory.mktemp(f"jwst_{sim_fixture}")
+            cache[sim_fixture] = (sim, jwst_step_products(sim, out, crds_offline["CRDS_PATH"]))
+        return cache[sim_fixture]
+
+    return _get

@@ -1,0 +1,91 @@
+"""The graph builder: resolve and open each step's references, and chain the steps' lazy
+``apply`` functions in jwst's order. Nothing here computes."""
+
+from pathlib import Path
+
+from detflow.io.refs import open_reference, resolve_reference, select_region
+from detflow.pipeline.order import steps_for
+from detflow.steps import get_step, is_implemented, skipped
+
+#: Reference types that jwst uses in the science shape, never cut (notes, gotcha 3).
+SCIENCE_SHAPE_REFTYPES = ("dark", "reset")
+
+
+def open_step_references(step, ds, params, refs_dir=None):
+    """Resolve, open and cut the reference files of one step for one exposure.
+
+    Returns
+    -------
+    refs : dict
+        reftype (lower case) -> lazy reference Dataset on the exposure's region, or None
+        where the reference is N/A.
+    names : dict
+        reftype -> file name (or "N/A"), for the provenance.
+    """
+    refs, names = {}, {}
+    for reftype in step.reftypes:
+        path = resolve_reference(
+            reftype.upper(), ds.attrs,
+            override=params.get(f"override_{reftype}"),
+            refs_dir=refs_dir,
+            optional=reftype in step.optional_refs,
+        )
+        if path == "N/A":
+            refs[reftype], names[reftype] = None, "N/A"
+            continue
+        ref = open_reference(path, reftype.upper())
+        refs[reftype] = select_region(ref, ds)
+        names[reftype] = Path(str(path)).name
+    return refs, names
+
+
+def apply_step(name, ds, params=None, refs_dir=None):
+    """Apply one step (by jwst alias) to an exposure Dataset, lazily.
+
+    ``params`` are the step's jwst parameters (``skip``, ``override_<reftype>``, ...);
+    unknown names raise :class:`~detflow.errors.ParameterError`.
+    """
+    step = get_step(name)
+    params = step.check_params(params)
+    if params["skip"]:
+        return skipped(ds, step)
+    refs, names = open_step_references(step, ds, params, refs_dir)
+    out = step.apply(ds, refs, params)
+    prov = list(out.attrs.get("provenance") or [])
+    if prov and prov[-1].get("step") == step.name:
+        prov[-1] = {**prov[-1], "reference_files": names}
+        out.attrs["provenance"] = prov
+    return out
+
+
+def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
+    """Chain detector1's steps over an exposure, lazily.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An exposure (see :mod:`detflow.contract`).
+    step_params : dict
+        ``{step: {param: value}}`` in jwst's names.
+    refs_dir : str, optional
+        Folder of reference files (see :func:`detflow.io.refs.resolve_reference`).
+    stop_after : str, optional
+        Return after this step.
+
+    Returns
+    -------
+    dict
+        step name -> the lazy Dataset after that step (in order).
+    """
+    step_params = step_params or {}
+    out = {}
+    for spec in steps_for(ds.attrs.get("instrument")):
+        params = dict(step_params.get(spec.name, {}))
+        skip = params.get("skip", spec.skip_default)
+        if skip and not is_implemented(spec.name):
+            continue
+        ds = apply_step(spec.name, ds, params, refs_dir)
+        out[spec.name] = ds
+        if spec.name == stop_after:
+            break
+    return out

@@ -1,0 +1,182 @@
+"""What every detector1 step declares, and the bookkeeping every step shares.
+
+A step module defines one :class:`StepDef`: jwst's alias, class name and
+``meta.cal_step`` attribute, its reference types, its parameters with jwst's
+names and defaults, its chunk contract, and ``apply`` -- a lazy function
+
+``apply(ds, refs, params) -> Dataset``
+
+where ``ds`` follows :mod:`detflow.contract`, ``refs`` maps each reference type
+(lower case) to a lazy reference Dataset already cut to the exposure's region
+(or ``None`` where the reference is N/A), and ``params`` holds every parameter
+of the step's spec. ``apply`` never computes: it returns a new Dataset whose
+arrays are Dask graphs over the input's.
+
+Steps never open files: the pipeline layer resolves and opens the references
+(:mod:`detflow.pipeline`).
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import xarray as xr
+
+from detflow.errors import ParameterError
+
+#: Parameters every jwst step has (stpipe's generic spec), with jwst's defaults.
+GENERIC_PARAMS = {
+    "pre_hooks": [],
+    "post_hooks": [],
+    "output_file": None,
+    "output_dir": None,
+    "output_ext": ".fits",
+    "output_use_model": False,
+    "output_use_index": True,
+    "save_results": False,
+    "skip": False,
+    "suffix": None,
+    "search_output_file": True,
+    "input_dir": "",
+}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One step parameter: its jwst type (``float``, ``integer``, ``boolean``, ``string``,
+    ``option``...), default and help text."""
+
+    kind: str
+    default: Any = None
+    doc: str = ""
+    options: tuple = ()
+    minimum: float | None = None
+
+    def coerce(self, name, value):
+        """Convert ``value`` (possibly a string from the command line) to this type."""
+        if value is None:
+            return None
+        try:
+            if self.kind == "float":
+                value = float(value)
+            elif self.kind == "integer":
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError(value)
+                value = int(value)
+            elif self.kind == "boolean":
+                if isinstance(value, str):
+                    low = value.strip().lower()
+                    if low not in ("true", "false", "yes", "no", "t", "f", "1", "0"):
+                        raise ValueError(value)
+                    value = low in ("true", "yes", "t", "1")
+                else:
+                    value = bool(value)
+            elif self.kind in ("string", "output_file"):
+                value = str(value)
+            elif self.kind == "option":
+                if value not in self.options:
+                    raise ValueError(value)
+        except (TypeError, ValueError):
+            expect = f"one of {self.options}" if self.kind == "option" else f"a {self.kind}"
+            raise ParameterError(f"parameter {name}={value!r} must be {expect}") from None
+        if self.minimum is not None and value < self.minimum:
+            raise ParameterError(f"parameter {name}={value!r} must be at least {self.minimum}")
+        return value
+
+    def spec_line(self, name):
+        """The parameter as a line of a jwst (configobj) spec."""
+        if self.kind == "option":
+            opts = ", ".join(repr(o) for o in self.options)
+            typ = f"option({opts}, default={self.default!r})"
+        else:
+            typ = f"{self.kind}(default={self.default!r})"
+        return f"{name} = {typ}" + (f"  # {self.doc}" if self.doc else "")
+
+
+@dataclass(frozen=True)
+class StepDef:
+    """A detector1 step: identity, declarations and the lazy ``apply`` function."""
+
+    name: str  # jwst alias, e.g. "dark_current"
+    class_name: str  # jwst class, e.g. "DarkCurrentStep"
+    cal_step: str  # meta.cal_step attribute, e.g. "dark_sub"
+    reftypes: tuple = ()
+    params: Mapping[str, Param] = field(default_factory=dict)
+    apply: Callable[..., xr.Dataset] | None = None
+    skip_default: bool = False
+    optional_refs: tuple = ()  # reference types whose N/A makes the step skip
+    halo: int = 0  # neighbour pixels the step needs (map_overlap depth)
+    whole_groups: bool = False  # the step needs all groups of a pixel in one chunk
+    whole_integrations: bool = False  # ... and all integrations (sigma-clip regimes)
+
+    def defaults(self):
+        """Every parameter (generic, reference overrides, step-specific) with its default."""
+        out = dict(GENERIC_PARAMS)
+        out["skip"] = self.skip_default
+        for reftype in self.reftypes:
+            out[f"override_{reftype}"] = None
+        out.update({k: p.default for k, p in self.params.items()})
+        return out
+
+    def check_params(self, params):
+        """Validate and coerce user parameters; unknown names are an error.
+
+        Returns the full parameter dict (defaults filled in).
+        """
+        full = self.defaults()
+        for key, value in dict(params or {}).items():
+            if key not in full:
+                raise ParameterError(
+                    f"step {self.name} has no parameter {key!r}; its parameters are: "
+                    f"{', '.join(sorted(full))}"
+                )
+            if key in self.params:
+                value = self.params[key].coerce(f"{self.name}.{key}", value)
+            elif key in ("skip", "save_results"):
+                value = Param("boolean").coerce(f"{self.name}.{key}", value)
+            full[key] = value
+        return full
+
+    def spec(self):
+        """The step's parameters as jwst prints them (``Step.spec``)."""
+        return "\n".join(p.spec_line(k) for k, p in self.params.items())
+
+
+def record(ds, step, status, params=None, reffiles=None, **extra):
+    """Record a step in ``ds.attrs`` as ``meta.cal_step`` does, and in the provenance.
+
+    Returns a shallow copy of ``ds`` with new attrs; ``ds`` is not changed.
+    """
+    out = ds.copy()
+    attrs = dict(ds.attrs)
+    cal = dict(attrs.get("cal_step") or {})
+    cal[step.cal_step] = status
+    attrs["cal_step"] = cal
+    prov = list(attrs.get("provenance") or [])
+    entry = {"step": step.name, "status": status}
+    if params is not None:
+        entry["parameters"] = {
+            k: v for k, v in params.items()
+            if k in step.params and isinstance(v, (str, int, float, bool, type(None)))
+        }
+    if reffiles:
+        entry["reference_files"] = dict(reffiles)
+    entry.update(extra)
+    prov.append(entry)
+    attrs["provenance"] = prov
+    out.attrs = attrs
+    return out
+
+
+def skipped(ds, step, reason=""):
+    """``ds`` with the step recorded as SKIPPED (data untouched)."""
+    return record(ds, step, "SKIPPED", reason=reason) if reason else record(ds, step, "SKIPPED")
+
+
+def as_float32(ds):
+    """``ds`` with ``data`` (and ``zeroframe``) converted to float32, lazily."""
+    out = ds.copy()
+    for name in ("data", "zeroframe"):
+        if name in out and out[name].dtype != "float32":
+            out[name] = out[name].astype("float32")
+    return out
