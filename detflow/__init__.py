@@ -6,11 +6,13 @@ Public entry points:
   as a lazy, chunked :class:`xarray.Dataset` (see :mod:`detflow.contract`).
 * :func:`detflow.simulate` -- write a realistic simulated exposure with its
   reference files and truth image.
+* :class:`detflow.Detector1Pipeline` and the step classes (``detflow.RefPixStep``,
+  ``detflow.JumpStep``, ...) -- jwst's interfaces on detflow's lazy graph.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "open_exposure", "open_reference", "simulate"]
+__all__ = ["__version__", "open_exposure", "open_reference", "simulate", "Detector1Pipeline"]
 
 
 def __getattr__(name):
@@ -27,4 +29,9 @@ def __getattr__(name):
         from detflow.simulator import simulate
 
         return simulate
+    if name == "Detector1Pipeline" or (name.endswith("Step") and name[:1].isupper()):
+        from detflow import interfaces
+
+        if hasattr(interfaces, name):
+            return getattr(interfaces, name)
     raise AttributeError(f"module 'detflow' has no attribute {name!r}")

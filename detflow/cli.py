@@ -8,6 +8,7 @@ traceback (``--debug`` shows one).
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from detflow import __version__
 from detflow.errors import DetflowError
@@ -196,18 +197,10 @@ def _cmd_info(args):
     return 0
 
 
-def _cmd_run(args, extra):
-    from pathlib import Path
-
-    from detflow.errors import ParameterError
-    from detflow.io.exposure import open_exposure
-    from detflow.io.refs import resolve_reference
-    from detflow.pipeline.order import steps_for
-    from detflow.pipeline.params import parse_step_args, read_parameter_file
-
-    # argparse leaves inputs that follow an option among the unknown words: collect them
-    inputs = list(args.inputs)
-    step_words = []
+def _split_extra(extra):
+    """argparse leaves inputs that follow an option among the unknown words: separate the
+    ``--steps.STEP.PARAM[=]VALUE`` items from the input files."""
+    inputs, step_words = [], []
     i = 0
     while i < len(extra):
         word = extra[i]
@@ -215,22 +208,85 @@ def _cmd_run(args, extra):
             step_words += extra[i : i + 2]
             i += 2
             continue
-        if word.startswith("-"):
-            step_words.append(word)
-        else:
-            inputs.append(word)
+        (step_words if word.startswith("-") else inputs).append(word)
         i += 1
-    params = {"steps": {}, "parameters": {}, "step": None}
+    return inputs, step_words
+
+
+def _cmd_run(args, extra):
+    from detflow.errors import ParameterError
+    from detflow.pipeline.params import parse_step_args, read_parameter_file
+
+    more_inputs, step_words = _split_extra(extra)
+    inputs = list(args.inputs) + more_inputs
+    paramfile = None
+    pars = {"steps": {}, "parameters": {}, "step": None, "class": "Detector1Pipeline"}
     if inputs and inputs[0].lower().endswith(".asdf"):
-        params = read_parameter_file(inputs.pop(0))
+        paramfile = inputs.pop(0)
+        pars = read_parameter_file(paramfile)
     if not inputs:
         raise ParameterError("no input files given")
-    cli_steps = parse_step_args(step_words)
-    step_params = {k: dict(v) for k, v in params["steps"].items()}
-    if params.get("step"):
-        step_params.setdefault(params["step"], {}).update(params["parameters"])
-    for step, values in cli_steps.items():
+    step_params = {k: dict(v) for k, v in pars["steps"].items()}
+    if pars["step"]:
+        step_params.setdefault(pars["step"], {}).update(pars["parameters"])
+    for step, values in parse_step_args(step_words).items():
         step_params.setdefault(step, {}).update(values)
+
+    if args.dry_run:
+        return _dry_run(inputs, pars, step_params, args.refs)
+
+    from detflow.runtime.cluster import dask_client
+
+    t_start = time.perf_counter()
+    with dask_client(args.scheduler, args.n_workers, args.threads_per_worker) as client:
+        print(f"dask dashboard: {client.dashboard_link}")
+        for path in inputs:
+            t0 = time.perf_counter()
+            written = _run_one(path, pars, step_params, args)
+            for item in written:
+                print(f"  wrote {item}")
+            print(f"{Path(path).name}: done in {time.perf_counter() - t0:.1f} s")
+    print(f"total {time.perf_counter() - t_start:.1f} s")
+    return 0
+
+
+def _run_one(path, pars, step_params, args):
+    """Run the pipeline (or the single step of a step parameter file) on one input.
+
+    Returns the paths written.
+    """
+    from detflow.interfaces import STEP_CLASS_BY_NAME, Detector1Pipeline
+    from detflow.io.exposure import open_exposure
+    from detflow.io.products import product_path
+
+    outdir = Path(args.output_dir or ".")
+    ds = open_exposure(path)
+    if pars["step"]:
+        alias = pars["step"]
+        step = STEP_CLASS_BY_NAME[alias](
+            refs_dir=args.refs, **{"skip": False, **step_params.get(alias, {})}
+        )
+        step.output_dir = str(outdir)
+        step.save_results = True
+        step.run(ds)
+        suffixes = ("rate", "rateints") if alias == "ramp_fit" else (step.suffix or alias,)
+        return [product_path(path, outdir, sfx) for sfx in suffixes]
+    own = {k: v for k, v in pars["parameters"].items()}
+    pipe = Detector1Pipeline(steps=step_params, refs_dir=args.refs, **own)
+    pipe.output_dir = str(outdir)
+    pipe.save_results = True
+    pipe.run(ds)
+    written = [product_path(path, outdir, "rate"), product_path(path, outdir, "rateints")]
+    if pipe.save_calibrated_ramp:
+        written.append(product_path(path, outdir, "ramp"))
+    return [p for p in written if Path(p).exists()]
+
+
+def _dry_run(inputs, pars, step_params, refs_dir):
+    """Check inputs and resolve every reference file; print the plan."""
+    from detflow.io.exposure import open_exposure
+    from detflow.io.refs import resolve_reference
+    from detflow.pipeline.order import steps_for
 
     for path in inputs:
         t0 = time.perf_counter()
@@ -238,11 +294,11 @@ def _cmd_run(args, extra):
         print(f"{Path(path).name}: {ds.attrs.get('instrument')} {ds.attrs.get('detector')} "
               f"{dict(ds.sizes)}")
         sequence = steps_for(ds.attrs.get("instrument"))
-        if params.get("step"):
-            sequence = [s for s in sequence if s.name == params["step"]]
+        if pars.get("step"):
+            sequence = [s for s in sequence if s.name == pars["step"]]
         for spec in sequence:
             p = step_params.get(spec.name, {})
-            skip = p.get("skip", spec.skip_default) and not params.get("step")
+            skip = p.get("skip", spec.skip_default) and not pars.get("step")
             refs = []
             for reftype in spec.reftypes:
                 if skip:
@@ -250,19 +306,14 @@ def _cmd_run(args, extra):
                 ref = resolve_reference(
                     reftype.upper(), ds.attrs,
                     override=p.get(f"override_{reftype}"),
-                    refs_dir=args.refs,
+                    refs_dir=refs_dir,
                     optional=reftype in spec.optional_refs,
                 )
                 refs.append(f"{reftype}={Path(ref).name if ref != 'N/A' else 'N/A'}")
             state = "skip" if skip else "run "
             print(f"  {state} {spec.name:<20} {' '.join(refs)}")
         print(f"  checked in {time.perf_counter() - t0:.2f} s")
-    if args.dry_run:
-        return 0
-    raise DetflowError(
-        "the calibration steps are not implemented yet (issue #3, near-IR detector1 as a Dask "
-        "graph); use --dry-run to check inputs and reference files"
-    )
+    return 0
 
 
 def console_main():

@@ -51,11 +51,20 @@ def apply_step(name, ds, params=None, refs_dir=None):
         return skipped(ds, step)
     refs, names = open_step_references(step, ds, params, refs_dir)
     out = step.apply(ds, refs, params)
-    prov = list(out.attrs.get("provenance") or [])
+    if isinstance(out, dict):  # ramp_fit: {"rate": ..., "rateints": ..., "fitopt": ...}
+        return {k: _with_reference_names(v, step, names) for k, v in out.items()}
+    return _with_reference_names(out, step, names)
+
+
+def _with_reference_names(ds, step, names):
+    """Attach the reference file names to the step's provenance entry."""
+    if ds is None:
+        return None
+    prov = list(ds.attrs.get("provenance") or [])
     if prov and prov[-1].get("step") == step.name:
         prov[-1] = {**prov[-1], "reference_files": names}
-        out.attrs["provenance"] = prov
-    return out
+        ds.attrs["provenance"] = prov
+    return ds
 
 
 def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
@@ -70,22 +79,38 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
     refs_dir : str, optional
         Folder of reference files (see :func:`detflow.io.refs.resolve_reference`).
     stop_after : str, optional
-        Return after this step.
+        Stop after this step.
 
     Returns
     -------
     dict
-        step name -> the lazy Dataset after that step (in order).
+        ``"steps"``: step name -> the lazy Dataset after that step, in order (ramp
+        steps only); ``"ramp"``: the calibrated ramp that goes into ramp fitting;
+        ``"rate"``, ``"rateints"``, ``"fitopt"``: lazy product Datasets (None when
+        ramp fitting did not run, or ``fitopt`` when ``save_opt`` is off).
     """
     step_params = step_params or {}
-    out = {}
+    result = {"steps": {}, "ramp": None, "rate": None, "rateints": None, "fitopt": None}
     for spec in steps_for(ds.attrs.get("instrument")):
         params = dict(step_params.get(spec.name, {}))
         skip = params.get("skip", spec.skip_default)
         if skip and not is_implemented(spec.name):
             continue
-        ds = apply_step(spec.name, ds, params, refs_dir)
-        out[spec.name] = ds
+        if spec.name == "ramp_fit":
+            result["ramp"] = ds
+            if skip:
+                break
+            products = apply_step("ramp_fit", ds, params, refs_dir)
+            result.update({k: products.get(k) for k in ("rate", "rateints", "fitopt")})
+        elif spec.name == "gain_scale":
+            for kind in ("rate", "rateints"):
+                if result[kind] is not None:
+                    result[kind] = apply_step("gain_scale", result[kind], params, refs_dir)
+        else:
+            ds = apply_step(spec.name, ds, params, refs_dir)
+            result["steps"][spec.name] = ds
         if spec.name == stop_after:
             break
-    return out
+    if result["ramp"] is None:
+        result["ramp"] = ds
+    return result

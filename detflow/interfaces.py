@@ -1,0 +1,268 @@
+"""jwst's Python interfaces, on detflow's lazy graph.
+
+``Detector1Pipeline`` and one class per step (``RefPixStep``, ``JumpStep``, ...)
+behave as jwst's do: attribute access to steps and parameters
+(``p.jump.rejection_threshold = 6``), ``.run(input)``, the class method
+``.call(input, config_file=..., steps={...}, **params)``, ``.spec``,
+``save_results`` / ``output_dir`` / ``save_calibrated_ramp`` and jwst's product
+names. ``input`` is a file path or URL, an exposure Dataset
+(:func:`detflow.open_exposure`) or a previous step's result.
+
+Results are lazy xarray Datasets (arrays compute on access, e.g.
+``result["data"].values``); products that are asked for are computed in one
+pass over the graph and written atomically.
+"""
+
+from pathlib import Path
+
+import xarray as xr
+
+from detflow.errors import ParameterError
+from detflow.io.exposure import open_exposure
+from detflow.io.products import product_path
+from detflow.pipeline.builder import apply_step, build_detector1
+from detflow.pipeline.order import MIRI_STEPS, NIR_STEPS
+from detflow.pipeline.params import STEP_CLASSES, read_parameter_file
+from detflow.runtime.execute import compute_and_write
+from detflow.steps import GENERIC_PARAMS, STEP_NAMES, get_step, is_implemented
+
+__all__ = ["Step", "Detector1Pipeline", "STEP_CLASS_BY_NAME"] + sorted(STEP_CLASSES)
+
+
+def _as_dataset(data):
+    if isinstance(data, xr.Dataset):
+        return data
+    if isinstance(data, (str, Path)):
+        return open_exposure(str(data))
+    raise ParameterError(
+        f"cannot calibrate a {type(data).__name__}: give a file path or URL, or a Dataset"
+    )
+
+
+def _generic_defaults(skip_default=False):
+    out = dict(GENERIC_PARAMS)
+    out["skip"] = skip_default
+    return out
+
+
+class _ClassSpec:
+    """``Step.spec`` on the class, as jwst has it: the step's parameter spec as text."""
+
+    def __get__(self, obj, cls):
+        return cls._spec()
+
+
+class Step:
+    """A detector1 step with jwst's interface; subclasses name the step (``step_name``)."""
+
+    step_name = None
+    spec = _ClassSpec()
+
+    def __init__(self, name=None, config_file=None, refs_dir=None, **params):
+        object.__setattr__(self, "_params", self._defaults())
+        object.__setattr__(self, "name", name or self.step_name)
+        # detflow's own: a folder of reference files to search (see detflow.io.refs)
+        object.__setattr__(self, "refs_dir", refs_dir)
+        if config_file is not None:
+            self._update(_step_params_from_file(config_file, self.step_name))
+        self._update(params)
+
+    # -- parameters ----------------------------------------------------------------------
+    @classmethod
+    def _defaults(cls):
+        if is_implemented(cls.step_name):
+            return get_step(cls.step_name).defaults()
+        spec = {s.name: s for s in MIRI_STEPS + NIR_STEPS}.get(cls.step_name)
+        out = _generic_defaults(bool(spec and spec.skip_default))
+        for reftype in spec.reftypes if spec else ():
+            out[f"override_{reftype}"] = None
+        return out
+
+    def _update(self, params):
+        for key, value in dict(params or {}).items():
+            setattr(self, key, value)
+
+    def __getattr__(self, key):
+        params = self.__dict__.get("_params", {})
+        if key in params:
+            return params[key]
+        raise AttributeError(f"{type(self).__name__} has no parameter {key!r}")
+
+    def __setattr__(self, key, value):
+        if key not in self._params:
+            raise ParameterError(
+                f"step {self.step_name} has no parameter {key!r}; its parameters are: "
+                f"{', '.join(sorted(self._params))}"
+            )
+        if is_implemented(self.step_name):
+            value = get_step(self.step_name).check_params({key: value})[key]
+        self._params[key] = value
+
+    def get_pars(self):
+        """All parameters and their current values (as jwst's ``Step.get_pars``)."""
+        return dict(self._params)
+
+    @classmethod
+    def _spec(cls):
+        if not is_implemented(cls.step_name):
+            return ""
+        return get_step(cls.step_name).spec()
+
+    # -- running ---------------------------------------------------------------------
+    def run(self, data):
+        """Apply the step to an exposure (path, URL or Dataset); returns the lazy result.
+
+        With ``save_results`` the result is computed and written as
+        ``<output_dir>/<root>_<suffix>.fits`` (suffix: the step alias by default).
+        """
+        ds = _as_dataset(data)
+        result = apply_step(self.step_name, ds, self._params, self.refs_dir)
+        if self.save_results:
+            self._save(result, ds)
+        if isinstance(result, dict):  # ramp_fit returns (rate, rateints) as jwst does
+            return result.get("rate"), result.get("rateints")
+        return result
+
+    def _save(self, result, ds):
+        outdir = Path(self.output_dir or ".")
+        base = self.output_file or ds.attrs.get("source") or "detflow"
+        if isinstance(result, dict):
+            items = [
+                (kind, result.get(kind), product_path(base, outdir, kind))
+                for kind in ("rate", "rateints", "fitopt")
+            ]
+        else:
+            kind = "rate" if "sci" in result and result["sci"].ndim == 2 else (
+                "rateints" if "sci" in result else "ramp")
+            items = [(kind, result, product_path(base, outdir, self.suffix or self.step_name))]
+        compute_and_write(items)
+
+    @classmethod
+    def call(cls, data, config_file=None, **params):
+        """Create the step (from ``config_file``, then ``params``) and run it.
+
+        As in jwst, a step called on its own runs even if it is skipped by default,
+        unless ``skip=True`` is given explicitly.
+        """
+        params = dict(params)
+        params.setdefault("skip", False)
+        return cls(config_file=config_file, **params).run(data)
+
+
+def _step_params_from_file(path, step_name):
+    pars = read_parameter_file(path)
+    if pars["step"] == step_name:
+        return pars["parameters"]
+    if pars["step"] is None:
+        return pars["steps"].get(step_name, {})
+    raise ParameterError(
+        f"{path}: a parameter file for {pars['class']}, not for the {step_name} step"
+    )
+
+
+def _make_step_class(class_name, alias):
+    return type(class_name, (Step,), {"step_name": alias, "__doc__": f"jwst's {class_name}."})
+
+
+STEP_CLASS_BY_NAME = {
+    alias: _make_step_class(cls_name, alias) for cls_name, alias in STEP_CLASSES.items()
+}
+globals().update({cls.__name__: cls for cls in STEP_CLASS_BY_NAME.values()})
+assert set(STEP_CLASS_BY_NAME) == set(STEP_NAMES)
+
+
+class Detector1Pipeline:
+    """jwst's calwebb_detector1 on detflow's graph.
+
+    Attributes are the steps (``p.jump``, ``p.refpix``, ...) and the pipeline's own
+    parameters (``save_calibrated_ramp``, ``save_results``, ``output_dir``, ...).
+    """
+
+    step_defs = dict(STEP_CLASS_BY_NAME)
+    _own = {**_generic_defaults(), "save_calibrated_ramp": False}
+    spec = "save_calibrated_ramp = boolean(default=False)"
+
+    def __init__(self, config_file=None, steps=None, refs_dir=None, **params):
+        object.__setattr__(self, "_params", dict(self._own))
+        # detflow's own: a folder of reference files to search (see detflow.io.refs)
+        object.__setattr__(self, "refs_dir", refs_dir)
+        for alias, cls in self.step_defs.items():
+            object.__setattr__(self, alias, cls())
+        if config_file is not None:
+            pars = read_parameter_file(config_file)
+            if pars["step"] is not None:
+                raise ParameterError(
+                    f"{config_file}: a parameter file for {pars['class']}, not for "
+                    "Detector1Pipeline"
+                )
+            self._apply(pars["parameters"], pars["steps"])
+        self._apply(params, steps)
+
+    def _apply(self, params, steps):
+        for key, value in dict(params or {}).items():
+            setattr(self, key, value)
+        for alias, values in dict(steps or {}).items():
+            if alias not in self.step_defs:
+                raise ParameterError(
+                    f"unknown step {alias!r}; detector1 steps are: {', '.join(self.step_defs)}"
+                )
+            getattr(self, alias)._update(values)
+
+    def __getattr__(self, key):
+        params = self.__dict__.get("_params", {})
+        if key in params:
+            return params[key]
+        raise AttributeError(f"Detector1Pipeline has no step or parameter {key!r}")
+
+    def __setattr__(self, key, value):
+        if key in self.step_defs:
+            raise ParameterError(f"set parameters of {key} on the step: p.{key}.<param> = ...")
+        if key not in self._params:
+            raise ParameterError(
+                f"Detector1Pipeline has no parameter {key!r}; its parameters are: "
+                f"{', '.join(sorted(self._params))}"
+            )
+        self._params[key] = value
+
+    def step_params(self):
+        """``{step: {param: value}}`` for every step, as the graph builder takes them."""
+        return {alias: getattr(self, alias).get_pars() for alias in self.step_defs}
+
+    def build(self, data):
+        """The lazy graph of the whole pipeline for one exposure (see
+        :func:`detflow.pipeline.builder.build_detector1`)."""
+        return build_detector1(_as_dataset(data), self.step_params(), self.refs_dir)
+
+    def run(self, data):
+        """Calibrate one exposure; returns the rate Dataset (lazy unless products were saved).
+
+        Writes ``<root>_rate.fits`` and ``<root>_rateints.fits`` with ``save_results``,
+        ``<root>_ramp.fits`` with ``save_calibrated_ramp``, ``<root>_<step>.fits`` for each
+        step whose ``save_results`` is set, and ``<root>_fitopt.fits`` with
+        ``ramp_fit.save_opt``, into ``output_dir``.
+        """
+        ds = _as_dataset(data)
+        built = build_detector1(ds, self.step_params(), self.refs_dir)
+        outdir = Path(self.output_dir or ".")
+        base = self.output_file or ds.attrs.get("source") or "detflow"
+        items = []
+        for alias, step_ds in built["steps"].items():
+            step = getattr(self, alias)
+            if step.save_results:
+                items.append(("ramp", step_ds, product_path(base, outdir, step.suffix or alias)))
+        if self.save_calibrated_ramp:
+            items.append(("ramp", built["ramp"], product_path(base, outdir, "ramp")))
+        if self.save_results:
+            for kind in ("rate", "rateints"):
+                items.append((kind, built[kind], product_path(base, outdir, kind)))
+        if getattr(self.ramp_fit, "save_opt", False):
+            items.append(("fitopt", built["fitopt"], product_path(base, outdir, "fitopt")))
+        written = compute_and_write(items)
+        computed = {kind: ds_ for kind, ds_, _ in written}
+        return computed.get("rate", built["rate"])
+
+    @classmethod
+    def call(cls, data, config_file=None, steps=None, **params):
+        """Create the pipeline (from ``config_file``, then ``steps`` and ``params``) and
+        run it, as ``jwst.pipeline.Detector1Pipeline.call``."""
+        return cls(config_file=config_file, steps=steps, **params).run(data)

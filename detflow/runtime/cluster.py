@@ -1,0 +1,47 @@
+"""Where the graph runs: a Dask distributed client on a local cluster or a running scheduler.
+
+Executors are created by name and their modules imported only when asked for.
+"""
+
+import contextlib
+
+
+@contextlib.contextmanager
+def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_limit=None,
+                processes=True):
+    """A ``distributed.Client`` for the duration of a block.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://host:8786``); otherwise a local
+        cluster is started (and closed at the end).
+    n_workers, threads_per_worker : int, optional
+        Local cluster size (defaults: one worker per core pair, as Dask chooses).
+    memory_limit : str or int, optional
+        Memory limit per worker (e.g. ``"4GiB"``).
+    processes : bool
+        Workers as processes (default) or threads in this process.
+
+    Yields
+    ------
+    distributed.Client
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    kwargs = {"processes": processes, "dashboard_address": ":0"}
+    if n_workers is not None:
+        kwargs["n_workers"] = n_workers
+    if threads_per_worker is not None:
+        kwargs["threads_per_worker"] = threads_per_worker
+    if memory_limit is not None:
+        kwargs["memory_limit"] = memory_limit
+    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+        yield client
