@@ -104,8 +104,8 @@ class StepDef:
     params: Mapping[str, Param] = field(default_factory=dict)
     apply: Callable[..., xr.Dataset] | None = None
     skip_default: bool = False
-    optional_refs: tuple = ()  # reference types whose N/A makes the step skip
-    halo: int = 0  # neighbour pixels the step needs (map_overlap depth)
+    optional_refs: tuple = ()  # reference types that may resolve to N/A
+    halo: int = 0  # neighbour pixels the step needs at default parameters (map_overlap)
     whole_groups: bool = False  # the step needs all groups of a pixel in one chunk
     whole_integrations: bool = False  # ... and all integrations (sigma-clip regimes)
 
