@@ -226,12 +226,14 @@ def test_variables_and_dims_per_reftype(tmp_path, dm, rng):
     ny, nx = 6, 8
     lin = dm.LinearityModel(
         coeffs=rng.normal(size=(4, ny, nx)).astype(f4),
-        inv_coeffs=rng.normal(size=(4, ny, nx)).astype(f4),
+        # jwst accepts INV_COEFFS with another number of terms than COEFFS
+        inv_coeffs=rng.normal(size=(5, ny, nx)).astype(f4),
         dq=np.ones((ny, nx), "u4"),
     )
     lin.dq_def = [(0, 1, "DO_NOT_USE", "bad"), (20, 2**20, "NO_LIN_CORR", "no lin")]
     ds = open_reference(write_ref(tmp_path / "lin.fits", lin, "LINEARITY"))
-    assert ds.coeffs.dims == ("coeff", "y", "x") and ds.inv_coeffs.dims == ("coeff", "y", "x")
+    assert ds.coeffs.dims == ("coeff", "y", "x")
+    assert ds.inv_coeffs.dims == ("inv_coeff", "y", "x") and ds.sizes["inv_coeff"] == 5
     assert ds.dq.dims == ("y", "x") and ds.dq.dtype == np.uint32
     np.testing.assert_array_equal(ds.coeff, np.arange(4))
     assert ds.attrs["tables"]["dq_def"]["NAME"] == ["DO_NOT_USE", "NO_LIN_CORR"]
@@ -652,3 +654,25 @@ def test_fsspec_urls(tmp_path, dm, rng):
         np.testing.assert_array_equal(open_reference(f"file://{local}").sci.values, data)
     finally:
         fs.rm("/detflow-test", recursive=True)
+
+
+def test_extensions_may_differ_along_non_spatial_axes(tmp_path, dm, rng):
+    """A MIRI dark whose DQ has one plane per integration beside a (nints, ngroups) SCI
+    opens; the DQ's differing axis gets a name of its own."""
+    f4 = np.float32
+    ny, nx = 6, 8
+    dark = dm.DarkMIRIModel(
+        data=rng.normal(size=(2, 3, ny, nx)).astype(f4),
+        dq=np.zeros((2, 1, ny, nx), "u4"),
+        err=np.zeros((2, 3, ny, nx), f4),
+    )
+    dark.meta.instrument.name = "MIRI"
+    dark.meta.instrument.detector = "MIRIMAGE"
+    dark.meta.exposure.nframes = 1
+    dark.meta.exposure.groupgap = 0
+    dark.meta.exposure.ngroups = 3
+    dark.meta.exposure.nints = 2
+    dark.meta.exposure.readpatt = "FAST"
+    ds = open_reference(write_ref(tmp_path / "dark.fits", dark, "DARK"))
+    assert ds.sci.dims == ("integration", "group", "y", "x")
+    assert ds.dq.dims == ("integration", "dq_group", "y", "x") and ds.sizes["dq_group"] == 1

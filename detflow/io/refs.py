@@ -347,7 +347,9 @@ def _exposure_date(attrs):
 def _leading_dims(reftype, var, ndim):
     """Names of the non-spatial dimensions of an ``ndim``-D array (spatial ones last)."""
     if ndim == 3:
-        if reftype == "LINEARITY" or var in ("coeffs", "inv_coeffs"):
+        if var == "inv_coeffs":
+            return ("inv_coeff",)  # may have another length than COEFFS
+        if reftype == "LINEARITY" or var == "coeffs":
             return ("coeff",)
         if reftype in ("DARK", "RESET"):
             return ("group",)
@@ -519,14 +521,15 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
                     f"{path}: extension {key.upper()} has spatial shape {shape[-2:]}, "
                     f"but the file's data are {tuple(spatial)}",
                 )
+        # a non-spatial axis whose length differs from the same-named axis of another
+        # extension (e.g. a MIRI dark DQ of (nints, 1, ny, nx) beside a (nints, ngroups,
+        # ny, nx) SCI) gets a name of its own: extensions may legitimately differ there
+        dims = tuple(
+            f"{key}_{dim}" if dim not in ("y", "x") and sizes.get(dim, n) != n else dim
+            for dim, n in zip(dims, shape, strict=True)
+        )
         for dim, n in zip(dims, shape, strict=True):
-            if sizes.setdefault(dim, n) != n:
-                raise ReferenceFileError(
-                    rt,
-                    label,
-                    f"{path}: extension {key.upper()} has {n} along '{dim}', "
-                    f"other extensions have {sizes[dim]}",
-                )
+            sizes.setdefault(dim, n)
         var_chunks = array_chunks(attrs, dims, shape, chunks, itemsize=dtype.itemsize)
         task_name = f"ref-{rt.lower()}-{key}-{tokenize(identity, hdu.index, var_chunks)}"
         arr = image.to_dask(var_chunks, task_name, fancy=False)
