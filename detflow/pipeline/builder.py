@@ -7,9 +7,6 @@ from detflow.io.refs import open_reference, resolve_reference, select_region
 from detflow.pipeline.order import steps_for
 from detflow.steps import get_step, is_implemented, skipped
 
-#: Reference types that jwst uses in the science shape, never cut (notes, gotcha 3).
-SCIENCE_SHAPE_REFTYPES = ("dark", "reset")
-
 
 def open_step_references(step, ds, params, refs_dir=None):
     """Resolve, open and cut the reference files of one step for one exposure.
@@ -34,6 +31,8 @@ def open_step_references(step, ds, params, refs_dir=None):
             refs[reftype], names[reftype] = None, "N/A"
             continue
         ref = open_reference(path, reftype.upper())
+        # every reference is cut to the exposure by coordinates; jwst requires DARK and
+        # RESET in the science shape (it fails otherwise), detflow also accepts larger ones
         refs[reftype] = select_region(ref, ds)
         names[reftype] = Path(str(path)).name
     return refs, names
