@@ -1,0 +1,279 @@
+"""refpix: near-IR reference-pixel correction (jwst ``RefPixStep``, median algorithm).
+
+Chunk contract: a small global reduction, then a blockwise apply.
+
+1. Reduction. The statistics only read the reference lines of the detector frame: the
+   four bottom and four top detector rows (top/bottom correction) and the four left and
+   four right detector columns (side correction); for a one-output subarray, the pixels
+   flagged REFERENCE_PIXEL, which jwst's masks put on those same border lines (plus, for
+   NIRSpec's edgeless subarrays, their first and last four columns). Those lines (at most
+   16 per group) are cut from the data lazily and, per block of integrations and groups,
+   :func:`detflow.kernels.refpix.fullframe_block_stats` /
+   :func:`~detflow.kernels.refpix.subarray_block_stats` compute what jwst subtracts: a
+   value per detector column (top/bottom, per amplifier and column parity) and one per
+   detector row (side). The values go through the same NumPy/SciPy calls, in the same
+   order and dtype, as in jwst.
+2. Apply. Each data tile gets ``x - column value - row value`` with jwst's rounding
+   (:func:`~detflow.kernels.refpix.apply_correction`); no halo, any chunking, bit-identical.
+
+The ZEROFRAME gets the same treatment (pixels at 0 stay 0). DQ arrays are unchanged.
+Not implemented yet (raise :class:`~detflow.errors.DetflowError`): NIRSpec IRS2,
+``refpix_algorithm='sirs'``, multistripe subarrays, MIRI full frame. MIRI subarrays are
+skipped, as jwst does.
+"""
+
+import dask.array as da
+import numpy as np
+
+from detflow import dqflags
+from detflow.errors import DetflowError, ParameterError
+from detflow.kernels import refpix as k
+from detflow.steps.base import Param, StepDef, as_float32, record, skipped
+
+
+def _not_implemented(what):
+    return DetflowError(f"refpix: {what} is not implemented in detflow yet")
+
+
+def _check_supported(ds, params):
+    """Raise for the modes that are not implemented; returns True when jwst skips (MIRI
+    subarray)."""
+    attrs = ds.attrs
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    if str(attrs.get("instrument", "")).upper() == "MIRI":
+        if nx < 1032 or ny < 1024:
+            return True  # jwst: "Refpix correction skipped for MIRI subarrays"
+        raise _not_implemented("the MIRI reference-pixel correction")
+    readpatt = str(attrs.get("readpatt") or "").upper()
+    if readpatt.startswith("NRSIRS2") or max(ny, nx) > k.NFULL:
+        raise _not_implemented("the NIRSpec IRS2 correction (refpix reference file)")
+    if params["refpix_algorithm"] == "sirs":
+        raise _not_implemented("refpix_algorithm='sirs' (SIRSKERNEL convolution)")
+    headers = [attrs.get("primary_header") or {}, attrs.get("sci_header") or {}]
+    if any(h.get("MSTR_RD1") is not None for h in headers):
+        raise _not_implemented("the multistripe subarray correction")
+    return False
+
+
+def _subarray_fits(ds):
+    """jwst's SUBARRAY_DOESNTFIT test on the 1-based SUBSTRT/SUBSIZE (or the coordinates)."""
+    a = ds.attrs
+    ys, xs = ds["y"].values, ds["x"].values
+    col0 = int(a["substrt1"]) - 1 if a.get("substrt1") is not None else int(xs[0])
+    row0 = int(a["substrt2"]) - 1 if a.get("substrt2") is not None else int(ys[0])
+    ncol = int(a["subsize1"]) if a.get("subsize1") is not None else len(xs)
+    nrow = int(a["subsize2"]) if a.get("subsize2") is not None else len(ys)
+    return row0 >= 0 and col0 >= 0 and row0 + nrow <= k.NFULL and col0 + ncol <= k.NFULL
+
+
+class _Geometry:
+    """Where the DMS tile axes fall in the detector frame, for one exposure."""
+
+    def __init__(self, ds):
+        fast, slow = ds.attrs.get("fastaxis"), ds.attrs.get("slowaxis")
+        if fast is None or slow is None:
+            raise DetflowError("refpix: the exposure has no FASTAXIS/SLOWAXIS keywords")
+        axes = k.detector_axes(int(fast), int(slow))
+        self.ys, self.xs = ds["y"].values, ds["x"].values
+        self.det = {"y": axes["y"][1](self.ys), "x": axes["x"][1](self.xs)}
+        self.row_axis = "y" if axes["y"][0] == "row" else "x"  # DMS axis -> detector rows
+        self.col_axis = "x" if self.row_axis == "y" else "y"
+
+    def positions(self, axis, wanted):
+        """Indices along DMS ``axis`` whose detector index is in ``wanted``."""
+        return np.nonzero(np.isin(self.det[axis], wanted))[0]
+
+    def flat(self, axis, idx):
+        """Detector flat index ``row * 2048 + col`` of the pixels of the DMS lines ``idx``
+        along ``axis`` (shape ``(len(idx), n_other)``)."""
+        other = "x" if axis == "y" else "y"
+        line = self.det[axis][idx][:, None]
+        along = self.det[other][None, :]
+        rows, cols = (line, along) if axis == self.row_axis else (along, line)
+        return rows * k.NFULL + cols
+
+
+def _lines(arr, axis, idx):
+    """DMS lines ``idx`` along ``axis`` of ``(..., ny, nx)``: ``(..., len(idx), n_other)``,
+    one chunk along the last two axes."""
+    idx = np.asarray(idx, dtype=np.int64)
+    if axis == "y":
+        out = arr[..., idx, :]
+    else:
+        out = da.swapaxes(arr[..., idx], -1, -2)
+    return out.rechunk({out.ndim - 2: -1, out.ndim - 1: -1})
+
+
+def _stats_fullframe(arr, pdq, geo, regime, params):
+    """Lazy ``(ni, ng, 2, 2048)`` float64: top/bottom per detector column, side per row."""
+    use_side = bool(params["use_side_ref_pixels"])
+    ir = geo.positions(geo.row_axis, k.REF_ROWS)
+    geometry = {"row_pos": geo.det[geo.row_axis][ir], "row_along": geo.det[geo.col_axis],
+                "side_pos": (), "side_along": geo.det[geo.row_axis]}
+    args = []
+    if len(ir):
+        args += [_lines(arr, geo.row_axis, ir), "igab", _lines(pdq, geo.row_axis, ir), "ab"]
+    else:
+        args += [None, None, None, None]
+    if use_side:
+        ic = geo.positions(geo.col_axis, k.SIDE_COLS)
+        geometry["side_pos"] = geo.det[geo.col_axis][ic]
+    if use_side and len(ic):
+        args += [_lines(arr, geo.col_axis, ic), "igcd", _lines(pdq, geo.col_axis, ic), "cd"]
+    else:
+        args += [None, None, None, None]
+    return da.blockwise(
+        k.fullframe_block_stats, "igst", *args, regime, "ig",
+        new_axes={"s": 2, "t": k.NFULL}, dtype=np.float64, concatenate=True,
+        geometry=geometry, odd_even_columns=bool(params["odd_even_columns"]),
+        use_side_ref_pixels=use_side, side_smoothing_length=int(params["side_smoothing_length"]),
+        side_gain=float(params["side_gain"]), siglimit=float(params["siglimit"]),
+        dnu=dqflags.DO_NOT_USE, refpix=dqflags.REFERENCE_PIXEL,
+    )
+
+
+def _subarray_stats_block(nbad, regime, *parts, flats, extras, odd_even_columns, siglimit):
+    """Block function of the one-output statistics (``parts``: lines, dq, lines, dq...)."""
+    if int(nbad) > 0:
+        raise DetflowError(
+            f"refpix: {int(nbad)} pixel(s) flagged REFERENCE_PIXEL lie off the detector's "
+            "four-pixel border; detflow reads reference pixels only there"
+        )
+    lines, dqs = list(parts[0::2]), list(parts[1::2])
+    select, columns, dq = k.subarray_candidates(
+        dqs, flats, extras, dnu=dqflags.DO_NOT_USE, refpix=dqflags.REFERENCE_PIXEL)
+    if not lines:
+        return np.zeros(regime.shape + (2, k.NFULL))
+    try:
+        return k.subarray_block_stats(lines, select=select, columns=columns, dq=dq,
+                                      odd_even_columns=odd_even_columns, siglimit=siglimit,
+                                      dnu=dqflags.DO_NOT_USE)
+    except ValueError as err:  # one column parity without reference pixels
+        raise DetflowError(f"refpix: {err}") from None
+
+
+def _stats_subarray(arr, pdq, geo, regime, ds, params):
+    """Lazy ``(ni, ng, 2, 2048)`` float64 for a one-output subarray (side part zero)."""
+    groups = [(geo.row_axis, geo.positions(geo.row_axis, k.REF_ROWS), False),
+              (geo.col_axis, geo.positions(geo.col_axis, k.SIDE_COLS), False)]
+    nx = len(geo.xs)
+    if str(ds.attrs.get("subarray") or "").strip().upper() in k.EDGELESS_SUBARRAYS:
+        edge = np.unique(np.r_[np.arange(min(4, nx)), np.arange(max(nx - 4, 0), nx)])
+        groups.append(("x", edge, True))
+    groups = [g for g in groups if len(g[1])]
+    # candidates on the DMS grid, to check that no reference pixel lies elsewhere
+    cand_y = np.zeros(len(geo.ys), bool)
+    cand_x = np.zeros(nx, bool)
+    for axis, idx, _ in groups:
+        (cand_y if axis == "y" else cand_x)[idx] = True
+    cy = da.from_array(cand_y, chunks=(pdq.chunks[0],))[:, None]
+    cx = da.from_array(cand_x, chunks=(pdq.chunks[1],))[None, :]
+    ref, dnu = dqflags.REFERENCE_PIXEL, dqflags.DO_NOT_USE
+    nbad = (((pdq & ref) == ref) & ((pdq & dnu) != dnu) & ~(cy | cx)).sum()
+    args, flats, extras = [], [], []
+    letters = iter("abcdefuvwz")
+    for axis, idx, extra in groups:
+        a, b = next(letters), next(letters)
+        args += [_lines(arr, axis, idx), "ig" + a + b, _lines(pdq, axis, idx), a + b]
+        flats.append(geo.flat(axis, idx))
+        extras.append(extra)
+    return da.blockwise(
+        _subarray_stats_block, "igst", nbad, "", regime, "ig", *args,
+        new_axes={"s": 2, "t": k.NFULL}, dtype=np.float64, concatenate=True,
+        flats=flats, extras=extras, odd_even_columns=bool(params["odd_even_columns"]),
+        siglimit=float(params["siglimit"]),
+    )
+
+
+def _correct(arr, pdq, geo, regime64, ds, params, fullframe):
+    """Lazy corrected ``(ni, ng, ny, nx)`` float32 from ``arr`` (same shape and chunks)."""
+    regime = da.from_array(regime64, chunks=(arr.chunks[0], arr.chunks[1]))
+    if fullframe:
+        stats = _stats_fullframe(arr, pdq, geo, regime, params)
+        use_side = bool(params["use_side_ref_pixels"])
+    else:
+        stats = _stats_subarray(arr, pdq, geo, regime, ds, params)
+        use_side = False
+    chunks = {"y": arr.chunks[2], "x": arr.chunks[3]}
+    tb = stats[:, :, 0, :][..., geo.det[geo.col_axis]].rechunk(
+        {2: chunks[geo.col_axis]})
+    side = stats[:, :, 1, :][..., geo.det[geo.row_axis]].rechunk(
+        {2: chunks[geo.row_axis]})
+    tb_ind = "ig" + geo.col_axis
+    side_ind = "ig" + geo.row_axis
+    return da.blockwise(
+        k.apply_correction, "igyx", arr, "igyx", tb, tb_ind, side, side_ind, regime, "ig",
+        dtype=np.float32, tb_axis=geo.col_axis, use_side_ref_pixels=use_side,
+    )
+
+
+def apply(ds, refs, params):
+    """Lazy reference-pixel correction of ``data`` ``(nints, ngroups, ny, nx)`` and
+    ``zeroframe`` ``(nints, ny, nx)``; ``refs`` (refpix, sirskernel) are unused by the
+    median algorithm."""
+    if _check_supported(ds, params):
+        return skipped(as_float32(ds), STEP)
+    if not _subarray_fits(ds):
+        return skipped(as_float32(ds), STEP, "subarray does not fit in the full frame")
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    is_subarray = ny < k.NFULL or nx < k.NFULL
+    fullframe = not is_subarray or ds.attrs.get("noutputs") == 4
+    use_side = bool(params["use_side_ref_pixels"])
+    length = int(params["side_smoothing_length"])
+    if fullframe and use_side and not 2 <= length <= 2 * k.NFULL - 1:
+        raise ParameterError(
+            f"refpix.side_smoothing_length={length} must be between 2 and {2 * k.NFULL - 1} "
+            "(jwst 3.0.0 fails outside that range)"
+        )
+    geo = _Geometry(ds)
+    out = as_float32(ds)
+    pdq = out["pixeldq"].transpose("y", "x").data.astype(np.uint32)
+    data = out["data"].transpose("integration", "group", "y", "x")
+    nints, ngroups = data.shape[:2]
+    # jwst works in float64 after its first side correction (kernel module docstring)
+    regime64 = np.full((nints, ngroups), fullframe and use_side)
+    regime64[0, 0] = False
+    corrected = _correct(data.data, pdq, geo, regime64, ds, params, fullframe)
+    out["data"] = (data.dims, corrected)
+    if "zeroframe" in out and bool(ds.attrs.get("zeroframe", True)):
+        zf = out["zeroframe"].transpose("integration", "y", "x")
+        zregime = np.full((zf.shape[0], 1), fullframe and use_side)
+        zc = _correct(zf.data[:, None], pdq, geo, zregime, ds, params, fullframe)[:, 0]
+        zc = da.where(zf.data == 0, np.float32(0), zc)
+        out["zeroframe"] = (zf.dims, zc)
+    return record(out, STEP, "COMPLETE", params)
+
+
+STEP = StepDef(
+    name="refpix",
+    class_name="RefPixStep",
+    cal_step="refpix",
+    reftypes=("refpix", "sirskernel"),
+    optional_refs=("refpix", "sirskernel"),
+    params={
+        "odd_even_columns": Param(
+            "boolean", True, "Compute reference signal separately for even/odd columns"),
+        "use_side_ref_pixels": Param(
+            "boolean", True, "Use side reference pixels for reference signal for each row"),
+        "side_smoothing_length": Param(
+            "integer", 11, "Median window smoothing height for side reference signal"),
+        "side_gain": Param(
+            "float", 1.0,
+            "Multiplicative factor for side reference signal before subtracting from rows"),
+        "odd_even_rows": Param(
+            "boolean", True, "Compute reference signal separately for even- and odd-numbered rows"),
+        "ovr_corr_mitigation_ftr": Param(
+            "float", 3.0, "Factor to avoid overcorrection of bad reference pixels for IRS2"),
+        "preserve_irs2_refpix": Param("boolean", False, "Preserve reference pixels in output"),
+        "irs2_mean_subtraction": Param(
+            "boolean", False, "Apply a mean offset subtraction before IRS2 correction"),
+        "refpix_algorithm": Param(
+            "option", "median", "NIR full-frame side pixel algorithm", options=("median", "sirs")),
+        "sigreject": Param("float", 4.0, "Number of sigmas to reject as outliers"),
+        "gaussmooth": Param(
+            "float", 1.0, "Width of Gaussian smoothing kernel to use as a low-pass filter"),
+        "halfwidth": Param("integer", 30, "Half-width of convolution kernel to build"),
+        "siglimit": Param("float", 3.0, "Sigma clipping limit for outlier rejection"),
+    },
+    apply=apply,
+)
