@@ -57,6 +57,8 @@ KEYWORDS = {
     "expend": ("EXPEND", "primary", float),
     "frmdivsr": ("FRMDIVSR", "primary", int),
     "zeroframe": ("ZEROFRAM", "primary", bool),
+    "primary_cosmic_rays": ("PRIMECRS", "primary", float),
+    "extended_emission_events": ("EXTNCRS", "primary", float),
     "bunit": ("BUNIT", "sci", str),
 }
 

@@ -3,6 +3,8 @@
 import dask
 
 from detflow.io import products as writers
+from detflow.steps.jump import scalars_to_attrs
+from detflow.steps.ramp_fit import trim_fitopt
 
 WRITERS = {
     "rate": writers.write_rate,
@@ -32,6 +34,9 @@ def compute_and_write(items):
     computed = dask.compute(*[ds for _, ds, _ in items])
     out = []
     for (kind, _, path), ds in zip(items, computed, strict=True):
+        ds = scalars_to_attrs(ds)  # PRIMECRS/EXTNCRS, computed with the arrays
+        if kind == "fitopt":
+            ds = trim_fitopt(ds)  # jwst's number of segment and CR planes
         written = WRITERS[kind](ds, path)
         out.append((kind, ds, written))
     return out
