@@ -70,10 +70,32 @@ def test_run_dry_run_resolves_refs_from_the_simulation_folder(small_sim):
     assert "skip persistence" in out
 
 
-def test_run_without_steps_is_a_clear_error(small_sim):
-    status, out, err = run_cli("run", _uncal(small_sim))
-    assert status == 2
-    assert "not implemented" in err and "Traceback" not in err
+def test_run_calibrates_and_writes_jwst_products(small_sim, tmp_path):
+    from stdatamodels.jwst import datamodels as dm
+
+    status, out, err = run_cli("run", _uncal(small_sim), "--output_dir", tmp_path,
+                               "--n-workers", "1", "--steps.jump.rejection_threshold=5")
+    assert status == 0, err
+    assert "dask dashboard: http" in out
+    root = _uncal(small_sim).name.replace("_uncal.fits", "")
+    with dm.open(str(tmp_path / f"{root}_rate.fits")) as rate:
+        assert isinstance(rate, dm.ImageModel) and rate.data.shape == (160, 160)
+        assert rate.meta.cal_step.ramp_fit == "COMPLETE"
+    with dm.open(str(tmp_path / f"{root}_rateints.fits")) as rateints:
+        assert isinstance(rateints, dm.CubeModel) and rateints.data.shape == (2, 160, 160)
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_single_step_parameter_file_runs_that_step(small_sim, tmp_path):
+    pars = tmp_path / "refpix_pars.asdf"
+    asdf.AsdfFile({"class": "jwst.refpix.refpix_step.RefPixStep", "name": "refpix",
+                   "parameters": {"side_gain": 0.5}}).write_to(pars)
+    status, out, err = run_cli("run", pars, _uncal(small_sim), "--output_dir", tmp_path,
+                               "--n-workers", "1")
+    assert status == 0, err
+    root = _uncal(small_sim).name.replace("_uncal.fits", "")
+    assert (tmp_path / f"{root}_refpix.fits").exists()
+    assert not (tmp_path / f"{root}_rate.fits").exists()
 
 
 def _assert_clean_error(status, err, *needles):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from detflow.io.refs import open_reference, resolve_reference, select_region
 from detflow.pipeline.order import steps_for
-from detflow.steps import get_step, is_implemented, skipped
+from detflow.steps import StepDef, get_step, is_implemented, skipped
 
 
 def open_step_references(step, ds, params, refs_dir=None):
@@ -94,6 +94,9 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
         params = dict(step_params.get(spec.name, {}))
         skip = params.get("skip", spec.skip_default)
         if skip and not is_implemented(spec.name):
+            # a default-skipped step detflow does not implement yet: recorded as jwst does
+            placeholder = StepDef(name=spec.name, class_name="", cal_step=spec.name)
+            ds = skipped(ds, placeholder)
             continue
         if spec.name == "ramp_fit":
             result["ramp"] = ds
