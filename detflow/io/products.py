@@ -374,8 +374,13 @@ def _fits_card(key, value, comment=""):
     if key.upper() in _COMMENTARY:
         value = "" if value is None else str(value)
     try:
-        card = fits.Card(key, value, comment or "")
+        card = fits.Card(key, value, "")
         card.image  # noqa: B018  (formats the card: raises for unwritable values)
+        if comment and key.upper() not in _COMMENTARY:
+            # keep the comment only as far as it fits on the card (no truncation warning)
+            room = 80 - len(card.image.rstrip()) - 3
+            if room > 0:
+                card = fits.Card(key, value, str(comment)[:room])
     except (ValueError, TypeError, fits.VerifyError):
         return None
     return card
