@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import dask.array as da
+import numpy as np
 import xarray as xr
 
 from detflow.errors import ParameterError
@@ -180,3 +182,23 @@ def as_float32(ds):
         if name in out and out[name].dtype != "float32":
             out[name] = out[name].astype("float32")
     return out
+
+
+def dask_array(var, dims=None, chunks=None):
+    """The dask array behind a DataArray (or array), in the order ``dims``, rechunked.
+
+    NumPy-backed data are wrapped (one chunk, or ``chunks``); nothing is computed.
+    """
+    if isinstance(var, xr.DataArray):
+        if dims is not None:
+            var = var.transpose(*dims)
+        var = var.data
+    arr = var if isinstance(var, da.Array) else da.from_array(
+        np.asarray(var), chunks=chunks if chunks is not None else -1)
+    return arr.rechunk(chunks) if chunks is not None else arr
+
+
+def rechunk_spatial_like(arr, like):
+    """Rechunk ``arr`` ``(..., y, x)`` to the y/x chunks of ``like``, other axes whole."""
+    lead = {i: -1 for i in range(arr.ndim - 2)}
+    return arr.rechunk({**lead, arr.ndim - 2: like.chunks[-2], arr.ndim - 1: like.chunks[-1]})

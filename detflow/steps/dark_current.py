@@ -52,19 +52,11 @@ import xarray as xr
 
 from detflow.errors import ReferenceFileError
 from detflow.kernels import dark_current as kernel
-from detflow.steps.base import Param, StepDef, as_float32, record
+from detflow.steps.base import Param, StepDef, as_float32, dask_array, rechunk_spatial_like, record
 
 AVERAGE_DARK_CURRENT = "average_dark_current"
 
 
-def _dask(var, dims):
-    arr = var.transpose(*dims).data
-    return arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=-1)
-
-
-def _spatial_like(arr, like):
-    lead = {i: -1 for i in range(arr.ndim - 2)}
-    return arr.rechunk({**lead, arr.ndim - 2: like.chunks[-2], arr.ndim - 1: like.chunks[-1]})
 
 
 def _ref_int(ref, name):
@@ -141,8 +133,8 @@ def averaged_dark(ds, ref):
     sci = ref["sci"]
     four_d = sci.ndim == 4
     ddims = ("integration", "group", "y", "x") if four_d else ("group", "y", "x")
-    like = _dask(ds["data"], ("integration", "group", "y", "x"))
-    dark = _spatial_like(_dask(sci, ddims), like)
+    like = dask_array(ds["data"], ("integration", "group", "y", "x"))
+    dark = rechunk_spatial_like(dask_array(sci, ddims), like)
     nd = dark.shape[0] if four_d else None
     ng = dark.shape[-3]
     ng_out = ng + plan["extrapolate"] if plan["match"] else kw["sci_ngroups"]
@@ -179,7 +171,7 @@ def apply(ds, refs, params):
         return record(out, STEP, "SKIPPED", params,
                       reason="the dark's nframes or groupgap exceeds the science data's")
     dims = ds["data"].dims
-    data = _dask(out["data"], ("integration", "group", "y", "x"))
+    data = dask_array(out["data"], ("integration", "group", "y", "x"))
     ngroups = ds.sizes["group"]
     prepared = dark.data
     if dark.ndim == 4:  # MIRI: dark integration i for science integration i, then the last

@@ -37,7 +37,7 @@ import numpy as np
 from detflow import dqflags
 from detflow.contract import DIMS
 from detflow.kernels import jump as kj
-from detflow.steps.base import Param, StepDef, as_float32, record
+from detflow.steps.base import Param, StepDef, as_float32, dask_array, record
 
 #: Output 0-d variables holding jwst's ``meta.exposure`` rates, and their attrs names.
 SCALARS = ("primary_cosmic_rays", "extended_emission_events")
@@ -71,12 +71,6 @@ def working_chunks(ychunks, xchunks, nints, ngroups, itemsize=4, limit=TILE_BYTE
     rows = max(1, int(limit // max(1, nints * ngroups * widest * itemsize)))
     return _split(ychunks, rows), tuple(xchunks)
 
-
-def _as_dask(var, chunks):
-    arr = var.data
-    if not isinstance(arr, da.Array):
-        arr = da.from_array(np.asarray(arr), chunks=chunks)
-    return arr.rechunk(chunks)
 
 
 def _plane_all(arr4, mask):
@@ -153,10 +147,10 @@ def apply(ds, refs, params):
         (1,) * nints, (ngroups,), (out.sizes["y"],), (out.sizes["x"],))
     yc, xc = working_chunks(in_chunks[2], in_chunks[3], nints, ngroups)
     chunks4 = (nints, ngroups, yc, xc)
-    data = _as_dask(data_xr, chunks4).astype(np.float32)
-    gdq = _as_dask(gdq_xr, chunks4).astype(np.uint8)
-    gain = _as_dask(refs["gain"]["sci"].transpose("y", "x"), (yc, xc)).astype(np.float32)
-    rn = _as_dask(refs["readnoise"]["sci"].transpose("y", "x"), (yc, xc)).astype(np.float32)
+    data = dask_array(data_xr, chunks=chunks4).astype(np.float32)
+    gdq = dask_array(gdq_xr, chunks=chunks4).astype(np.uint8)
+    gain = dask_array(refs["gain"]["sci"], ("y", "x"), chunks=(yc, xc)).astype(np.float32)
+    rn = dask_array(refs["readnoise"]["sci"], ("y", "x"), chunks=(yc, xc)).astype(np.float32)
     meta4 = np.empty((0, 0, 0, 0), dtype=np.uint8)
 
     plane_dnu = _plane_all(gdq, dnu)
@@ -197,7 +191,7 @@ def apply(ds, refs, params):
         gdq_out, n_extended = _snowballs(gdq_out, settings, flags, chunks4)
 
     pixeldq = da.map_blocks(kj.bad_gain_pixeldq,
-                            _as_dask(out["pixeldq"].transpose("y", "x"), (yc, xc)), gain,
+                            dask_array(out["pixeldq"].transpose("y", "x"), chunks=(yc, xc)), gain,
                             flags=flags, dtype=np.uint32,
                             meta=np.empty((0, 0), dtype=np.uint32))
 

@@ -24,20 +24,8 @@ import numpy as np
 
 from detflow import dqflags
 from detflow.kernels import linearity as kernel
-from detflow.steps.base import StepDef, as_float32, record
+from detflow.steps.base import StepDef, as_float32, dask_array, rechunk_spatial_like, record
 from detflow.steps.superbias import has_zeroframe
-
-
-def _dask(var, dims):
-    """The dask array of ``var`` in the order ``dims``."""
-    arr = var.transpose(*dims).data
-    return arr if isinstance(arr, da.Array) else da.from_array(arr, chunks=-1)
-
-
-def _spatial_like(arr, like):
-    """Rechunk ``arr`` (..., y, x) to the y/x chunks of ``like`` (..., y, x), other dims whole."""
-    lead = {i: -1 for i in range(arr.ndim - 2)}
-    return arr.rechunk({**lead, arr.ndim - 2: like.chunks[-2], arr.ndim - 1: like.chunks[-1]})
 
 
 def uses_read_level(ds, ref):
@@ -59,20 +47,20 @@ def apply(ds, refs, params):
     if ref is None:
         return record(out, STEP, "SKIPPED", params, reason="no LINEARITY reference file")
     dims = ds["data"].dims
-    data = _dask(out["data"], dims)
+    data = dask_array(out["data"], dims)
     data = data.rechunk({1: -1})
-    gdq = _dask(ds["groupdq"], dims).rechunk(data.chunks)
-    pdq = _dask(ds["pixeldq"], ("y", "x")).rechunk(data.chunks[2:])
-    coeffs = _spatial_like(_dask(ref["coeffs"], ("coeff", "y", "x")), data)
+    gdq = dask_array(ds["groupdq"], dims).rechunk(data.chunks)
+    pdq = dask_array(ds["pixeldq"], ("y", "x")).rechunk(data.chunks[2:])
+    coeffs = rechunk_spatial_like(dask_array(ref["coeffs"], ("coeff", "y", "x")), data)
     if "dq" in ref:
-        lin_dq = _dask(ref["dq"], ("y", "x")).astype(np.uint32).rechunk(data.chunks[2:])
+        lin_dq = dask_array(ref["dq"], ("y", "x")).astype(np.uint32).rechunk(data.chunks[2:])
     else:
         lin_dq = da.zeros(data.shape[2:], dtype=np.uint32, chunks=data.chunks[2:])
     read_level = uses_read_level(ds, ref)
     inv = None
     if read_level:  # INV_COEFFS may have another number of coefficients than COEFFS
         lead = [d for d in ref["inv_coeffs"].dims if d not in ("y", "x")]
-        inv = _spatial_like(_dask(ref["inv_coeffs"], (*lead, "y", "x")), data)
+        inv = rechunk_spatial_like(dask_array(ref["inv_coeffs"], (*lead, "y", "x")), data)
     pattern = None
     if read_level:
         ngroups = int(ds.attrs.get("ngroups") or ds.sizes["group"])
@@ -98,7 +86,7 @@ def apply(ds, refs, params):
         *ds["pixeldq"].dims)
     if has_zeroframe(out):
         zdims = ("integration", "y", "x")
-        zf = _dask(out["zeroframe"], zdims)
+        zf = dask_array(out["zeroframe"], zdims)
         zf = zf.rechunk({1: data.chunks[2], 2: data.chunks[3]})
         new_zf = da.blockwise(
             kernel.linearity_zeroframe, "iyx", zf, "iyx", lin_dq, "yx", coeffs, "cyx",

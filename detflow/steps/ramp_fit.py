@@ -41,7 +41,7 @@ from detflow import dqflags
 from detflow.contract import DIMS, is_miri
 from detflow.errors import DetflowError
 from detflow.kernels import ramp_fit as kr
-from detflow.steps.base import Param, StepDef, record
+from detflow.steps.base import Param, StepDef, dask_array, record
 from detflow.steps.jump import working_chunks
 
 #: ``ngroups`` from which jwst runs ``LIKELY`` (stcal ``LIKELY_MIN_NGROUPS``); below it
@@ -71,11 +71,6 @@ def _pick(block, product, name, dtype):
 def _pick_count(block, name):
     return np.full((1, 1), block[name], dtype=np.int64)
 
-
-def _as_dask(arr, chunks):
-    if not isinstance(arr, da.Array):
-        arr = da.from_array(np.asarray(arr), chunks=chunks)
-    return arr.rechunk(chunks)
 
 
 def _meta(attrs):
@@ -135,24 +130,24 @@ def apply(ds, refs, params):
         (1,) * nints, (ngroups,), (ny,), (nx,))
     yc, xc = working_chunks(in_chunks[2], in_chunks[3], nints, ngroups)
     chunks4 = (nints, ngroups, yc, xc)
-    data = _as_dask(data_xr.data, chunks4).astype(np.float32)
-    gdq = _as_dask(gdq_xr.data, chunks4).astype(np.uint8)
+    data = dask_array(data_xr.data, chunks=chunks4).astype(np.float32)
+    gdq = dask_array(gdq_xr.data, chunks=chunks4).astype(np.uint8)
     dnu_groups = kr.group_range_mask(params["firstgroup"], params["lastgroup"], ngroups)
     if dnu_groups.any():
         mask = da.from_array(np.where(dnu_groups, np.uint8(dqflags.DO_NOT_USE),
                                       np.uint8(0))[None, :, None, None])
         gdq = gdq | mask
-    pdq = _as_dask(ds["pixeldq"].transpose("y", "x").data, (yc, xc)).astype(np.uint32)
-    gain = _as_dask(refs["gain"]["sci"].transpose("y", "x").data, (yc, xc)).astype(np.float32)
-    rn = _as_dask(refs["readnoise"]["sci"].transpose("y", "x").data, (yc, xc)).astype(
+    pdq = dask_array(ds["pixeldq"].transpose("y", "x").data, chunks=(yc, xc)).astype(np.uint32)
+    gain = dask_array(refs["gain"]["sci"], ("y", "x"), chunks=(yc, xc)).astype(np.float32)
+    rn = dask_array(refs["readnoise"]["sci"].transpose("y", "x").data, chunks=(yc, xc)).astype(
         np.float32)
     if "average_dark_current" in ds:
-        dark = _as_dask(ds["average_dark_current"].transpose("y", "x").data, (yc, xc))
+        dark = dask_array(ds["average_dark_current"].transpose("y", "x").data, chunks=(yc, xc))
         dark = dark.astype(np.float32)
     else:
         dark = da.zeros((ny, nx), dtype=np.float32, chunks=(yc, xc))
     if "zeroframe" in ds:
-        zf = _as_dask(ds["zeroframe"].transpose("integration", "y", "x").data,
+        zf = dask_array(ds["zeroframe"].transpose("integration", "y", "x").data,
                       (nints, yc, xc)).astype(np.float32)
         zf_args = (zf, "iyx")
     else:

@@ -18,17 +18,12 @@ import xarray as xr
 from detflow import dqflags
 from detflow.contract import DIMS
 from detflow.kernels import saturation as kern
-from detflow.steps.base import Param, StepDef, as_float32, record, skipped
+from detflow.steps.base import Param, StepDef, as_float32, dask_array, record, skipped
 
 #: The DQ bits the kernels need, passed to them explicitly.
 FLAGS = {name: dqflags.PIXEL[name] for name in ("DO_NOT_USE", "SATURATED", "AD_FLOOR",
                                                 "NO_SAT_CHECK")}
 
-
-def _dask(var, chunks=None):
-    """The dask array of a DataArray (wrapping NumPy data), optionally rechunked."""
-    arr = var.data if isinstance(var.data, da.Array) else da.from_array(np.asarray(var.data))
-    return arr.rechunk(chunks) if chunks is not None else arr
 
 
 def _groups_block(data, gdq, thresh, sat_dq, bias=None, **kwargs):
@@ -63,20 +58,21 @@ def apply(ds, refs, params):
     halo = kern.saturation_halo(n, nframes, params["use_readpatt"])
 
     data_xr = out["data"].transpose(*DIMS)
-    data = _dask(data_xr).rechunk({1: -1})
+    data = dask_array(data_xr).rechunk({1: -1})
     chunks = data.chunks
     ychunks, xchunks = chunks[2], chunks[3]
-    gdq = _dask(out["groupdq"].transpose(*DIMS), chunks)
-    thresh = _dask(sat["sci"].transpose("y", "x"), (ychunks, xchunks)).astype(np.float32)
+    gdq = dask_array(out["groupdq"].transpose(*DIMS), chunks=chunks)
+    yx = (ychunks, xchunks)
+    thresh = dask_array(sat["sci"], ("y", "x"), chunks=yx).astype(np.float32)
     if "dq" in sat:
-        sat_dq = _dask(sat["dq"].transpose("y", "x"), (ychunks, xchunks)).astype(np.uint32)
+        sat_dq = dask_array(sat["dq"], ("y", "x"), chunks=yx).astype(np.uint32)
     else:
         sat_dq = da.zeros(thresh.shape, dtype=np.uint32, chunks=(ychunks, xchunks))
     bias_ref = refs.get("superbias")
     arrays = [data, gdq, thresh, sat_dq]
     if bias_ref is not None:
         arrays.append(
-            _dask(bias_ref["sci"].transpose("y", "x"), (ychunks, xchunks)).astype(np.float32))
+            dask_array(bias_ref["sci"], ("y", "x"), chunks=yx).astype(np.float32))
     depth = [{0: 0, 1: 0, 2: halo, 3: halo}, {0: 0, 1: 0, 2: halo, 3: halo}] + [
         {0: halo, 1: halo}] * (len(arrays) - 2)
     new_gdq = da.map_overlap(
@@ -90,7 +86,7 @@ def apply(ds, refs, params):
 
     pdq_xr = out["pixeldq"].transpose("y", "x")
     pdq = da.map_blocks(
-        kern.saturation_pixeldq, _dask(pdq_xr, (ychunks, xchunks)), thresh, sat_dq,
+        kern.saturation_pixeldq, dask_array(pdq_xr, chunks=(ychunks, xchunks)), thresh, sat_dq,
         no_sat_check=FLAGS["NO_SAT_CHECK"], dtype=np.uint32,
         meta=np.empty((0, 0), dtype=np.uint32),
     )
@@ -98,8 +94,8 @@ def apply(ds, refs, params):
 
     if "zeroframe" in out and ds.attrs.get("zeroframe"):
         zf_xr = out["zeroframe"].transpose("integration", "y", "x")
-        zf = _dask(zf_xr, (zf_xr.data.chunks[0] if isinstance(zf_xr.data, da.Array) else -1,
-                           ychunks, xchunks))
+        zint = zf_xr.data.chunks[0] if isinstance(zf_xr.data, da.Array) else -1
+        zf = dask_array(zf_xr, chunks=(zint, ychunks, xchunks))
         zn = max(n, 0)
         new_zf = da.map_overlap(
             kern.saturation_zeroframe, zf, thresh, sat_dq,
