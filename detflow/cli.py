@@ -169,20 +169,12 @@ def describe_exposure(ds):
         f"integration {a.get('integration_time', float('nan')):.3f} s  "
         f"start MJD {a.get('expstart', float('nan')):.6f}",
     ]
-    pixeldq = np.asarray(ds["pixeldq"].data)
-    groupdq = np.asarray(ds["groupdq"].data)
-    counts = []
-    for name, bit in dqflags.PIXEL.items():
-        n = int(np.count_nonzero(pixeldq & bit))
-        if n:
-            counts.append(f"{name} {n}")
-    lines.append("pixel DQ:    " + (", ".join(counts) if counts else "none set"))
-    gcounts = []
-    for name, bit in dqflags.GROUP.items():
-        n = int(np.count_nonzero(groupdq & bit))
-        if n:
-            gcounts.append(f"{name} {n}")
-    lines.append("group DQ:    " + (", ".join(gcounts) if gcounts else "none set"))
+    for label, var, flags in (("pixel DQ:    ", "pixeldq", dqflags.PIXEL),
+                              ("group DQ:    ", "groupdq", dqflags.GROUP)):
+        values = np.asarray(ds[var].data)
+        counts = [f"{name} {n}" for name, bit in flags.items()
+                  if (n := int(np.count_nonzero(values & bit)))]
+        lines.append(label + (", ".join(counts) if counts else "none set"))
     done = {k: v for k, v in (a.get("cal_step") or {}).items()}
     if done:
         lines.append("cal_step:    " + ", ".join(f"{k}={v}" for k, v in done.items()))
