@@ -349,3 +349,22 @@ def test_running_median_equals_jwsts_loop(dtype, length):
         ours = kernel.running_median(data, dq, length, DNU)
     assert ours.dtype == theirs.dtype
     np.testing.assert_array_equal(ours, theirs)
+
+
+def test_sigmaclip_is_scipys():
+    """The kernel's sigma clipping returns exactly what ``scipy.stats.sigmaclip`` (which
+    jwst calls) returns, for float32 and float64 samples with outliers."""
+    from scipy import stats
+
+    from detflow.kernels.refpix import sigmaclip
+
+    rng = np.random.default_rng(7)
+    for i in range(200):
+        n = int(rng.integers(1, 2000))
+        dtype = np.float32 if i % 2 else np.float64
+        values = (rng.normal(size=n) * rng.uniform(0.1, 100)
+                  + rng.standard_cauchy(n) * (i % 3)).astype(dtype)
+        expected = stats.sigmaclip(values, 3.0, 3.0)[0]
+        got = sigmaclip(values, 3.0, 3.0)
+        assert got.dtype == expected.dtype
+        np.testing.assert_array_equal(got, expected)

@@ -20,7 +20,6 @@ argument (``regime64``) and reproduce both paths bit for bit.
 """
 
 import numpy as np
-from scipy import stats
 
 #: Full-frame size of a near-IR detector.
 NFULL = 2048
@@ -88,9 +87,38 @@ def sigma_clip_mean(data, dq, siglimit, dnu):
         return None
     values = data[good]
     if np.std(values, dtype=np.float64) != 0.0:
-        clipped, _, _ = stats.sigmaclip(values, siglimit, siglimit)
+        clipped = sigmaclip(values, siglimit, siglimit)
         return clipped.mean()
     return values.mean(dtype=np.float64)
+
+
+def sigmaclip(values, low, high):
+    """``scipy.stats.sigmaclip``'s clipped values, by the same NumPy operations (which jwst
+    calls; scipy.stats itself costs most of a second to import).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Values (raveled).
+    low, high : float
+        Lower and upper clipping limits in standard deviations.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values left when an iteration removes nothing more.
+    """
+    c = np.ravel(np.asarray(values))
+    delta = 1
+    while delta:
+        c_std = np.std(c)
+        c_mean = np.mean(c)
+        size = c.size
+        critlower = c_mean - c_std * low
+        critupper = c_mean + c_std * high
+        c = c[(c >= critlower) & (c <= critupper)]
+        delta = size - c.size
+    return c
 
 
 def average_with_none(a, b):

@@ -1,9 +1,12 @@
 """Saturation, A/D-floor and charge-spill flagging on one tile (jwst ``SaturationStep``).
 
-The group flags are computed by stcal's own ``flag_saturated_pixels`` (stcal 1.20, the
-code jwst 3.0.0 calls), on copies of the tile's arrays, so the arithmetic, dtypes and
-order of operations are jwst's by construction. The pixel-DQ and ZEROFRAME parts are
-small NumPy functions that repeat stcal's arithmetic (proven equal in the tests).
+The group flags repeat stcal's ``flag_saturated_pixels`` (stcal 1.20, the code jwst
+3.0.0 calls) in one compiled pass per integration (numba), with stcal's dtypes: float32
+comparisons with the thresholds, float64 where stcal's NumPy expressions promote (the
+backward pass's dilution factor, the group-2 extrapolation), box dilation of the flags
+clipped at the tile's edges. The tests compare it with stcal's function on random tiles
+and with jwst's step, bit for bit. The pixel-DQ and ZEROFRAME parts are small NumPy
+functions that repeat stcal's arithmetic.
 
 A tile given to :func:`flag_saturation_groups` carries a halo of neighbour pixels (see
 :func:`saturation_halo`); the flags are exact on the pixels farther than the halo from a
@@ -11,9 +14,8 @@ cut edge of the tile. A tile edge that is the real edge of the exposure behaves 
 (nothing beyond it).
 """
 
+import numba
 import numpy as np
-from scipy import ndimage
-from stcal.saturation.saturation import flag_saturated_pixels
 
 __all__ = [
     "ATOD_LIMIT",
@@ -119,19 +121,123 @@ def flag_saturation_groups(data, groupdq, thresh, sat_dq, bias=None, *, n_pix_gr
     numpy.ndarray
         New group DQ ``(nints, ngroups, ny, nx)`` uint8. The inputs are not changed.
     """
-    data = np.asarray(data, dtype=np.float32)
+    data = np.ascontiguousarray(data, dtype=np.float32)
     gdq = np.array(groupdq, dtype=np.uint8, copy=True)
-    thresh = np.array(thresh, dtype=np.float32, copy=True)
-    sat_dq = np.array(sat_dq, dtype=np.uint32, copy=True)
-    if bias is not None:
-        bias = np.array(bias, dtype=np.float32, copy=True)
     flags = {k: int(dqflags[k]) for k in ("DO_NOT_USE", "SATURATED", "AD_FLOOR", "NO_SAT_CHECK")}
-    pdq = np.zeros(data.shape[-2:], dtype=np.uint32)
-    gdq, _, _ = flag_saturated_pixels(
-        data, gdq, pdq, thresh, sat_dq, atod_limit, flags,
-        n_pix_grow_sat=n_pix_grow_sat, read_pattern=read_pattern, zframe=None, bias=bias,
-    )
+    nsc = flags["NO_SAT_CHECK"]
+    no_check = ((np.bitwise_and(np.asarray(sat_dq, dtype=np.uint32), nsc) == nsc)
+                | np.isnan(np.asarray(thresh)))
+    thresh, _ = sat_thresholds(thresh, sat_dq, nsc, atod_limit)
+    ngroups = data.shape[1]
+    if read_pattern is None:
+        dilution = np.ones(ngroups, dtype=np.float64)
+        group2 = False
+        mean0 = rp2_last = 1.0
+        len1 = 1
+    else:
+        # stcal: np.mean(read_pattern[g]) / read_pattern[g][-1] (float64); 1 skips a group
+        dilution = np.array([np.mean(read_pattern[g]) / read_pattern[g][-1]
+                             for g in range(ngroups)], dtype=np.float64)
+        group2 = ngroups > 2
+        mean0 = float(np.mean(read_pattern[0]))
+        rp2_last = float(read_pattern[2][-1]) if group2 else 1.0
+        len1 = len(read_pattern[1]) if ngroups > 1 else 1
+    has_bias = bias is not None
+    bias_arr = (np.ascontiguousarray(bias, dtype=np.float32) if has_bias
+                else np.zeros(data.shape[-2:], dtype=np.float32))
+    _flag_groups(data, gdq, thresh, no_check, bias_arr, has_bias, int(n_pix_grow_sat),
+                 read_pattern is not None, dilution, group2, mean0, rp2_last, len1,
+                 flags["SATURATED"], flags["DO_NOT_USE"], flags["AD_FLOOR"])
     return gdq
+
+
+@numba.njit(cache=True, nogil=True)
+def _dilate(mask, n, out):
+    """``out |= mask`` dilated by a ``(2n+1)`` square box, nothing beyond the edges."""
+    ny, nx = mask.shape
+    rows = np.zeros((ny, nx), dtype=np.bool_)
+    for y in range(ny):
+        for x in range(nx):
+            if mask[y, x]:
+                for xx in range(max(0, x - n), min(nx, x + n + 1)):
+                    rows[y, xx] = True
+    for y in range(ny):
+        for x in range(nx):
+            if rows[y, x]:
+                for yy in range(max(0, y - n), min(ny, y + n + 1)):
+                    out[yy, x] = True
+
+
+@numba.njit(cache=True, nogil=True)
+def _flag_groups(data, gdq, thresh, no_check, bias, has_bias, n, backward, dilution, group2,
+                 mean0, rp2_last, len1, sat, dnu, ad_floor):
+    """stcal ``flag_saturated_pixels`` on ``gdq`` in place (see the module docstring)."""
+    nints, ngroups, ny, nx = data.shape
+    sat8 = np.uint8(sat)
+    dnu8 = np.uint8(dnu)
+    low8 = np.uint8(ad_floor | dnu)
+    zero32 = np.float32(0.0)
+    prev = np.zeros((ny, nx), dtype=np.bool_)
+    grown = np.zeros((ny, nx), dtype=np.bool_)
+    flag = np.zeros((ny, nx), dtype=np.bool_)
+    for i in range(nints):
+        prev[:, :] = False
+        for g in range(ngroups):
+            for y in range(ny):
+                for x in range(nx):
+                    v = data[i, g, y, x]
+                    if v >= thresh[y, x]:
+                        prev[y, x] = True
+                    if prev[y, x]:
+                        gdq[i, g, y, x] |= sat8
+                    if v <= zero32:
+                        gdq[i, g, y, x] |= low8
+            if n > 0:
+                grown[:, :] = False
+                for y in range(ny):
+                    for x in range(nx):
+                        flag[y, x] = (gdq[i, g, y, x] & sat8) != 0
+                _dilate(flag, n, grown)
+                for y in range(ny):
+                    for x in range(nx):
+                        if grown[y, x]:
+                            gdq[i, g, y, x] |= sat8
+        if backward:
+            for g in range(ngroups - 2, -1, -1):
+                if dilution[g] == 1.0:
+                    continue
+                for y in range(ny):
+                    for x in range(nx):
+                        dil = 1.0 if no_check[y, x] else dilution[g]
+                        flag[y, x] = (
+                            np.float64(data[i, g, y, x]) >= np.float64(thresh[y, x]) * dil
+                            and (gdq[i, g, y, x] & (sat8 | dnu8)) == 0
+                            and (gdq[i, g + 1, y, x] & sat8) != 0
+                        )
+                if n > 0:
+                    grown[:, :] = False
+                    _dilate(flag, n, grown)
+                else:
+                    grown[:, :] = flag
+                for y in range(ny):
+                    for x in range(nx):
+                        if grown[y, x]:
+                            gdq[i, g, y, x] |= dnu8
+            if group2:
+                for y in range(ny):
+                    for x in range(nx):
+                        b = bias[y, x] if has_bias else zero32
+                        d0 = data[i, 0, y, x]
+                        th = thresh[y, x]
+                        scigp1 = d0 - b
+                        extrap = (np.float64(scigp1) / mean0) * rp2_last + np.float64(b)
+                        ok = extrap < np.float64(th)
+                        scigp2 = data[i, 1, y, x] - d0
+                        ok = ok and scigp2 > (th - d0) / np.float32(len1)
+                        ok = ok and ((gdq[i, 2, y, x] & sat8) != 0
+                                     and (gdq[i, 1, y, x] & sat8) == 0)
+                        if ok:
+                            gdq[i, 1, y, x] |= dnu8
 
 
 def saturation_pixeldq(pixeldq, thresh, sat_dq, no_sat_check):
@@ -161,8 +267,9 @@ def _grow(mask, n):
     """Box dilation ``(2n+1)**2`` of a boolean image, nothing beyond its edges (as stcal)."""
     if n <= 0:
         return mask
-    grown = ndimage.maximum_filter(mask.view(np.uint8), size=2 * n + 1, mode="constant", cval=0)
-    return grown.astype(bool)
+    grown = np.zeros(mask.shape, dtype=bool)
+    _dilate(np.ascontiguousarray(mask, dtype=bool), int(n), grown)
+    return grown
 
 
 def saturation_zeroframe(zeroframe, thresh, sat_dq, *, n_pix_grow_sat, no_sat_check,
