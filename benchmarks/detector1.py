@@ -75,8 +75,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--nints", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--n-workers", type=int, default=2)
-    parser.add_argument("--threads-per-worker", type=int, default=1)
+    parser.add_argument("--n-workers", type=int, default=None,
+                        help="passed to detflow run (default: detflow's own)")
+    parser.add_argument("--threads-per-worker", type=int, default=None)
+    parser.add_argument("--processes", action="store_true",
+                        help="detflow run --processes (workers as separate processes)")
+    parser.add_argument("--skip-jwst", action="store_true",
+                        help="time detflow only (no ratios)")
     args = parser.parse_args()
 
     import os
@@ -97,12 +102,25 @@ def main():
         jw_out.mkdir(exist_ok=True)
         df_out.mkdir(exist_ok=True)
         ov = overrides_args(sim.refs)
-        jw = measure(["strun", "jwst.pipeline.Detector1Pipeline", str(sim.uncal),
-                      f"--output_dir={jw_out}", "--steps.ramp_fit.maximum_cores=1", *ov],
-                     env=env)
-        df = measure(["detflow", "run", str(sim.uncal), f"--output_dir={df_out}",
-                      f"--n-workers={args.n_workers}",
-                      f"--threads-per-worker={args.threads_per_worker}", *ov], env=env)
+        jw = None
+        if not args.skip_jwst:
+            jw = measure(["strun", "jwst.pipeline.Detector1Pipeline", str(sim.uncal),
+                          f"--output_dir={jw_out}", "--steps.ramp_fit.maximum_cores=1", *ov],
+                         env=env)
+        dask_args = []
+        if args.n_workers:
+            dask_args.append(f"--n-workers={args.n_workers}")
+        if args.threads_per_worker:
+            dask_args.append(f"--threads-per-worker={args.threads_per_worker}")
+        if args.processes:
+            dask_args.append("--processes")
+        df = measure(["detflow", "run", str(sim.uncal), f"--output_dir={df_out}", *dask_args,
+                      *ov], env=env)
+        if args.skip_jwst:
+            print(f"{case.name}: detflow {df[0]:.1f} s, {df[1]:.0f} MiB (rc {df[2]})")
+            if df[2] != 0:
+                print(df[3][-3000:])
+            continue
         for name, res in (("jwst", jw), ("detflow", df)):
             if res[2] != 0:
                 print(f"{name} failed on {case.name}:\n{res[3][-3000:]}")

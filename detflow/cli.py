@@ -81,8 +81,13 @@ def _build_parser():
     run.add_argument("--refs", default=None, help="folder of reference files to search")
     run.add_argument("--dry-run", action="store_true",
                      help="check inputs and resolve reference files, then print the plan")
-    run.add_argument("--n-workers", type=int, default=None, help="local cluster workers")
+    run.add_argument("--n-workers", type=int, default=None,
+                     help="local cluster workers (default: one worker, threads in this "
+                          "process; with --processes, as Dask chooses)")
     run.add_argument("--threads-per-worker", type=int, default=None)
+    run.add_argument("--processes", action="store_true",
+                     help="local cluster workers as separate processes (default: threads in "
+                          "this process; detflow's kernels release the GIL)")
     run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
     return parser
 
@@ -230,7 +235,8 @@ def _cmd_run(args, extra):
     from detflow.runtime.cluster import dask_client
 
     t_start = time.perf_counter()
-    with dask_client(args.scheduler, args.n_workers, args.threads_per_worker) as client:
+    with dask_client(args.scheduler, args.n_workers, args.threads_per_worker,
+                     processes=args.processes) as client:
         print(f"dask dashboard: {client.dashboard_link}")
         for path in inputs:
             t0 = time.perf_counter()

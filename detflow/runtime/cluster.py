@@ -8,7 +8,7 @@ import contextlib
 
 @contextlib.contextmanager
 def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_limit=None,
-                processes=True):
+                processes=False):
     """A ``distributed.Client`` for the duration of a block.
 
     Parameters
@@ -21,7 +21,10 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
     memory_limit : str or int, optional
         Memory limit per worker (e.g. ``"4GiB"``).
     processes : bool
-        Workers as processes (default) or threads in this process.
+        Workers as separate processes, or (default) threads in this process: the
+        kernels are NumPy and compiled (numba, ``nogil``) code that release the GIL, so
+        threads share the tiles without copies or serialisation, and nothing is
+        imported or started twice.
 
     Yields
     ------
