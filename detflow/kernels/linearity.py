@@ -16,6 +16,7 @@ would almost never survive the final rounding to float32, but the widening is ch
 makes the equality exact by construction.)
 """
 
+import numba
 import numpy as np
 from stcal.linearity import linearity as _stcal
 
@@ -107,6 +108,17 @@ def linearity_ramp(data, groupdq, lin_dq, coeffs, inv_coeffs=None, read_pattern=
             np.concatenate([a, a], axis=-1) for a in (out, gdq, lin_dq, coeffs, inv_coeffs)
         )
     pdq = np.zeros(out.shape[-2:], dtype=np.uint32)
+    if inv_coeffs is None:
+        # stcal's group-by-group path: its coefficient preparation, then its Horner
+        # evaluation (apply_polynomial) compiled, float32 operation by operation
+        coeffs = np.ascontiguousarray(coeffs, dtype=np.float32)
+        if coeffs.shape[0] < 2:  # stcal's benign coefficients need a linear term
+            coeffs, _ = _stcal.prepare_coefficients(
+                coeffs, lin_dq, pdq, _flags(saturated, no_lin_corr))
+        else:
+            _benign(coeffs, lin_dq, np.uint32(no_lin_corr))
+        _horner(out, np.ascontiguousarray(gdq, dtype=np.uint8), coeffs, np.uint8(saturated))
+        return out
     result, _, _ = _stcal.linearity_correction(
         out, gdq, pdq, coeffs, lin_dq, _flags(saturated, no_lin_corr),
         ilin_coeffs=inv_coeffs,
@@ -115,6 +127,44 @@ def linearity_ramp(data, groupdq, lin_dq, coeffs, inv_coeffs=None, read_pattern=
     if widen:
         result = result[..., :nx]
     return np.ascontiguousarray(result, dtype=np.float32)
+
+
+@numba.njit(cache=True, nogil=True)
+def _benign(coeffs, lin_dq, no_lin_corr):
+    """stcal ``prepare_coefficients`` on ``coeffs`` in place (``ncoeffs >= 2``): pixels
+    flagged NO_LIN_CORR in the reference, with a NaN coefficient, or with a zero linear
+    term get the benign polynomial ``(0, 1, 0, ...)``."""
+    nc, ny, nx = coeffs.shape
+    for y in range(ny):
+        for x in range(nx):
+            bad = (lin_dq[y, x] & no_lin_corr) == no_lin_corr
+            for j in range(nc):
+                bad = bad or np.isnan(coeffs[j, y, x])
+            bad = bad or coeffs[1, y, x] == 0
+            if bad:
+                for j in range(nc):
+                    coeffs[j, y, x] = 0.0
+                coeffs[1, y, x] = 1.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _horner(data, gdq, coeffs, saturated):
+    """stcal ``apply_polynomial`` on every group of ``data`` in place: ``c[n-1] * x``,
+    then ``(r + c[j]) * x`` for ``j = n-2 .. 1``, then ``r + c[0]``, in float32; SATURATED
+    groups keep their value."""
+    nints, ngroups, ny, nx = data.shape
+    nc = coeffs.shape[0]
+    for i in range(nints):
+        for g in range(ngroups):
+            for y in range(ny):
+                for x in range(nx):
+                    d = data[i, g, y, x]
+                    r = coeffs[nc - 1, y, x] * d
+                    for j in range(nc - 2, 0, -1):
+                        r = r + coeffs[j, y, x]
+                        r = r * d
+                    r = r + coeffs[0, y, x]
+                    data[i, g, y, x] = d if gdq[i, g, y, x] & saturated else r
 
 
 def linearity_zeroframe(zeroframe, lin_dq, coeffs, *, saturated, no_lin_corr):
