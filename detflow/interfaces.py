@@ -19,8 +19,8 @@ import xarray as xr
 
 from detflow.errors import ParameterError
 from detflow.io.exposure import open_exposure
-from detflow.io.products import product_path
-from detflow.pipeline.builder import apply_step, build_detector1
+from detflow.io.products import dark_output_path, product_path
+from detflow.pipeline.builder import apply_step, build_detector1, dark_output
 from detflow.pipeline.order import MIRI_STEPS, NIR_STEPS
 from detflow.pipeline.params import STEP_CLASSES, read_parameter_file
 from detflow.runtime.execute import compute_and_write
@@ -117,6 +117,10 @@ class Step:
         """
         ds = _as_dataset(data)
         result = apply_step(self.step_name, ds, self._params, self.refs_dir)
+        if self.step_name == "dark_current" and self._params.get("dark_output"):
+            dark = dark_output(ds, self._params, self.refs_dir)
+            path = dark_output_path(self._params["dark_output"], self.output_dir)
+            compute_and_write([("dark", dark, path)])
         if self.save_results:
             self._save(result, ds)
         if isinstance(result, dict):  # ramp_fit returns (rate, rateints) as jwst does
@@ -257,6 +261,9 @@ class Detector1Pipeline:
                 items.append((kind, built[kind], product_path(base, outdir, kind)))
         if getattr(self.ramp_fit, "save_opt", False):
             items.append(("fitopt", built["fitopt"], product_path(base, outdir, "fitopt")))
+        if built["dark_output"] is not None:
+            path = dark_output_path(self.dark_current.dark_output, self.output_dir)
+            items.append(("dark", built["dark_output"], path))
         written = compute_and_write(items)
         computed = {kind: ds_ for kind, ds_, _ in written}
         return computed.get("rate", built["rate"])

@@ -136,6 +136,7 @@ def _compare(uncal, dark, tmp_path, params=None, chunks=None, previous=None):
                                       output_dir=str(tmp_path), **params)
     ours = apply_step("dark_current", ds, {"override_dark": dark, **params}).compute()
     _compare_saved_dark(ds, dark, saved)
+    _compare_written_dark(ds, dark, saved, tmp_path, params)
     try:
         status = theirs.meta.cal_step.dark_sub
         assert ours.attrs["cal_step"]["dark_sub"] == status
@@ -171,6 +172,32 @@ def _compare_saved_dark(ds, dark, saved):
         assert theirs.meta.exposure.nframes == ours.attrs["nframes"]
         assert theirs.meta.exposure.groupgap == ours.attrs["groupgap"]
         assert theirs.meta.exposure.ngroups == ours.attrs["ngroups"]
+
+
+def _compare_written_dark(ds, dark, saved, tmp_path, params):
+    """detflow's DarkCurrentStep with ``dark_output`` writes the file jwst writes: same
+    name rule (output_dir + the name's stem + .fits), model type, arrays and exposure
+    keywords; nothing when the step is SKIPPED."""
+    from stdatamodels.jwst import datamodels as dm
+
+    from detflow.interfaces import DarkCurrentStep as DetflowDarkCurrentStep
+
+    outdir = tmp_path / "detflow_dark"
+    outdir.mkdir()
+    DetflowDarkCurrentStep.call(ds, override_dark=dark, dark_output="sub/dark_used.asdf",
+                                output_dir=str(outdir), **params)
+    ours = outdir / saved.name
+    if not saved.exists():
+        assert not ours.exists()
+        return
+    with dm.open(str(saved)) as theirs, dm.open(str(ours)) as mine:
+        assert type(mine) is type(theirs)
+        np.testing.assert_array_equal(mine.data, theirs.data)
+        assert mine.data.dtype == theirs.data.dtype
+        np.testing.assert_array_equal(mine.dq, theirs.dq)
+        for key in ("nframes", "groupgap", "ngroups"):
+            assert getattr(mine.meta.exposure, key) == getattr(theirs.meta.exposure, key)
+        assert mine.meta.reftype == theirs.meta.reftype
 
 
 CASES = {

@@ -67,9 +67,11 @@ __all__ = [
     "ProductError",
     "ProductWriteError",
     "open_product",
+    "dark_output_path",
     "product_path",
     "remove_suffix",
     "to_zarr",
+    "write_dark",
     "write_fitopt",
     "write_ramp",
     "write_rate",
@@ -304,6 +306,14 @@ def product_path(input_path_or_attrs, output_dir, suffix, *, ext=".fits"):
         else:
             output_dir = Path.cwd()
     return Path(output_dir) / f"{root}_{suffix}{ext}"
+
+
+def dark_output_path(dark_output, output_dir=None):
+    """Where jwst writes dark_current's ``dark_output``: stpipe's ``make_output_path``
+    with no suffix -- the file name of ``dark_output`` (its folder is dropped), ``.fits``
+    in place of its extension, in ``output_dir`` (the current folder when None)."""
+    stem = Path(str(dark_output)).stem
+    return Path(output_dir or "") / f"{stem}.fits"
 
 
 def _resolve_output(ds, path, suffix):
@@ -717,6 +727,35 @@ def _rate_arrays(ds, dims, path, bunit):
             header = None
         arrays[extname] = (data, dtype, header)
     return arrays
+
+
+def write_dark(ds, path):
+    """Write the dark a dark_current step subtracted, as jwst's ``dark_output`` saves it
+    (``DarkModel``, or ``DarkMIRIModel`` for a 4-D dark).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        ``sci`` ``(ngroups, ny, nx)`` or ``(nints, ngroups, ny, nx)`` (written as
+        float32, as jwst's model stores it), optional ``dq`` (the DARK's DQ, uint32);
+        ``attrs``: the DARK reference's (its primary header is the product's), with
+        ``nframes``, ``ngroups`` and ``groupgap`` of the dark as subtracted.
+    path : str or Path
+        The output file.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(path)
+    sci = ds["sci"]
+    model_type = "DarkMIRIModel" if sci.ndim == 4 else "DarkModel"
+    arrays = {"SCI": (_variable(ds, "sci", None, path, ndim=sci.ndim, dtype=np.float32),
+                      np.float32, None)}
+    if "dq" in ds.variables:
+        arrays["DQ"] = (_variable(ds, "dq", None, path, ndim=ds["dq"].ndim, dtype=np.uint32),
+                        np.uint32, None)
+    return _finish_small(path, ds, model_type, arrays, ())
 
 
 def write_rate(ds, path):

@@ -55,6 +55,33 @@ def apply_step(name, ds, params=None, refs_dir=None):
     return _with_reference_names(out, step, names)
 
 
+def dark_output(ds, params=None, refs_dir=None):
+    """The dark the dark_current step subtracts from ``ds`` (its input), lazily, as a
+    Dataset for :func:`detflow.io.products.write_dark` -- what jwst saves with the step's
+    ``dark_output`` -- or None when the step is skipped or has no DARK."""
+    from detflow.steps.dark_current import averaged_dark
+
+    step = get_step("dark_current")
+    params = step.check_params(params)
+    if params["skip"]:
+        return None
+    refs, _ = open_step_references(step, ds, params, refs_dir)
+    ref = refs.get("dark")
+    if ref is None:
+        return None
+    dark = averaged_dark(ds, ref)
+    if dark is None:
+        return None
+    out = dark.to_dataset(name="sci")
+    if "dq" in ref:  # the DARK's own DQ, as jwst saves it (its groups need not match)
+        dq = ref["dq"]
+        out["dq"] = dq.rename({d: f"dq_{d}" for d in dq.dims if d not in ("y", "x")})
+    attrs = dict(ref.attrs)
+    attrs.update({k: dark.attrs[k] for k in ("nframes", "groupgap", "ngroups")})
+    out.attrs = attrs
+    return out
+
+
 def _with_reference_names(ds, step, names):
     """Attach the reference file names to the step's provenance entry."""
     if ds is None:
@@ -86,10 +113,13 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
         ``"steps"``: step name -> the lazy Dataset after that step, in order (ramp
         steps only); ``"ramp"``: the calibrated ramp that goes into ramp fitting;
         ``"rate"``, ``"rateints"``, ``"fitopt"``: lazy product Datasets (None when
-        ramp fitting did not run, or ``fitopt`` when ``save_opt`` is off).
+        ramp fitting did not run, or ``fitopt`` when ``save_opt`` is off);
+        ``"dark_output"``: the subtracted dark (:func:`dark_output`) when the
+        dark_current step's ``dark_output`` is set, else None.
     """
     step_params = step_params or {}
-    result = {"steps": {}, "ramp": None, "rate": None, "rateints": None, "fitopt": None}
+    result = {"steps": {}, "ramp": None, "rate": None, "rateints": None, "fitopt": None,
+              "dark_output": None}
     for spec in steps_for(ds.attrs.get("instrument")):
         params = dict(step_params.get(spec.name, {}))
         skip = params.get("skip", spec.skip_default)
@@ -109,6 +139,8 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
                 if result[kind] is not None:
                     result[kind] = apply_step("gain_scale", result[kind], params, refs_dir)
         else:
+            if spec.name == "dark_current" and params.get("dark_output"):
+                result["dark_output"] = dark_output(ds, params, refs_dir)
             ds = apply_step(spec.name, ds, params, refs_dir)
             result["steps"][spec.name] = ds
         if spec.name == stop_after:

@@ -11,6 +11,7 @@ WRITERS = {
     "rateints": writers.write_rateints,
     "fitopt": writers.write_fitopt,
     "ramp": writers.write_ramp,
+    "dark": writers.write_dark,
 }
 
 
@@ -20,8 +21,9 @@ def compute_and_write(items):
     Parameters
     ----------
     items : list of (kind, Dataset, path)
-        ``kind`` is ``rate``, ``rateints``, ``fitopt`` or ``ramp`` (any ramp-shaped
-        intermediate, e.g. a step's output).
+        ``kind`` is ``rate``, ``rateints``, ``fitopt``, ``ramp`` (any ramp-shaped
+        intermediate, e.g. a step's output) or ``dark`` (dark_current's
+        ``dark_output``).
 
     Returns
     -------
