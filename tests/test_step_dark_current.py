@@ -330,3 +330,27 @@ def test_map_average_dark_current_is_lazy(make_uncal, tmp_path):
         lazy = apply_step("dark_current", ds, {"override_dark": dark})
     assert lazy["average_dark_current"].dtype == np.float32
     np.testing.assert_array_equal(lazy["average_dark_current"].values, np.float32(0.02))
+
+
+def test_average_dark_current_travels_through_ramp_files(jwst_steps, tmp_path):
+    """A ramp product's AVDRKCUR is read (``average_dark_current`` (y, x)) and written
+    back, and detflow's own ramp after dark_current carries the value jwst stores."""
+    from stdatamodels.jwst import datamodels as dm
+
+    from detflow.io.products import write_ramp
+
+    sim, products = jwst_steps("sim_nircam_sub640")
+    theirs_path = products["dark_current"]
+    ds = open_exposure(theirs_path)
+    with dm.RampModel(str(theirs_path)) as theirs:
+        expected = np.asarray(theirs.average_dark_current, np.float32)
+    assert "average_dark_current" in ds
+    np.testing.assert_array_equal(ds["average_dark_current"].values, expected)
+    rewritten = write_ramp(ds, tmp_path / "again_ramp.fits")
+    with dm.RampModel(str(rewritten)) as again:
+        np.testing.assert_array_equal(again.average_dark_current, expected)
+    # detflow's dark_current output (scalar attribute) written as jwst's RampModel has it
+    ours = run_detflow_step("dark_current", step_input(products, "dark_current"), sim)
+    mine = write_ramp(ours, tmp_path / "ours_ramp.fits")
+    with dm.RampModel(str(mine)) as written:
+        np.testing.assert_array_equal(written.average_dark_current, expected)

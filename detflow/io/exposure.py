@@ -325,6 +325,10 @@ def _layout(source, hdus, stamp, reader):
     zeroframe = optional("ZEROFRAME", ("integration", "y", "x"), (nints, ny, nx), None)
     if zeroframe is not None:
         variables.append(zeroframe)
+    avdrkcur = optional("AVDRKCUR", ("y", "x"), (ny, nx), np.dtype("float32"))
+    if avdrkcur is not None:  # a ramp product's average dark current (RampModel)
+        variables.append(VariableSpec("average_dark_current", avdrkcur.dims, avdrkcur.shape,
+                                      avdrkcur.dtype, avdrkcur.image))
     sizes = dict(zip(DIMS, shape, strict=True))
     refout_hdu = find_hdu(hdus, "REFOUT")
     if refout_hdu is not None:
@@ -415,6 +419,8 @@ def open_exposure(path_or_url, chunks=None, storage_options=None):
         * ``groupdq`` ``(nints, ngroups, ny, nx)`` ``uint8`` (zeros if the file has none);
         * ``pixeldq`` ``(ny, nx)`` ``uint32`` (zeros if the file has none);
         * ``zeroframe`` ``(nints, ny, nx)`` when the file has a ZEROFRAME;
+        * ``average_dark_current`` ``(ny, nx)`` ``float32`` when the file (a ramp
+          product after dark_current) has an AVDRKCUR extension;
         * ``refout`` ``(nints, ngroups, refout_y, refout_x)`` when the file has a REFOUT;
 
         coordinates ``integration`` (``INTSTART - 1 + i``), ``group``, and

@@ -841,8 +841,10 @@ def write_ramp(ds, path, suffix="ramp"):
     ds : xarray.Dataset
         ``data`` ``(nints, ngroups, ny, nx)`` on ``(integration, group, y, x)``
         (written as float32), ``groupdq`` (uint8, same shape), ``pixeldq``
-        ``(ny, nx)`` (uint32); optional ``zeroframe`` ``(nints, ny, nx)`` and
-        ``refout`` ``(nints, ngroups, ny/4, nx)`` (float32); tables ``group`` and
+        ``(ny, nx)`` (uint32); optional ``zeroframe`` ``(nints, ny, nx)``,
+        ``refout`` ``(nints, ngroups, ny/4, nx)`` and ``average_dark_current``
+        ``(ny, nx)`` (float32; else ``attrs["average_dark_current"]``, when set, fills
+        AVDRKCUR as jwst does); tables ``group`` and
         ``int_times`` from ``attrs["tables"]``.
     path : str or Path
         Output file, or a folder: the file is then :func:`product_path` with
@@ -880,6 +882,14 @@ def write_ramp(ds, path, suffix="ramp"):
     if "refout" in ds.variables:
         data = _variable(ds, "refout", None, path, ndim=4, dtype=np.float32)
         images.append(("REFOUT", data, np.float32, None))
+    if "average_dark_current" in ds.variables:
+        data = _variable(ds, "average_dark_current", ("y", "x"), path, dtype=np.float32)
+        images.append(("AVDRKCUR", data, np.float32, None))
+    elif ds.attrs.get("average_dark_current") is not None:
+        # jwst's dark_current fills RampModel.average_dark_current with the scalar
+        ny, nx = ds.sizes["y"], ds.sizes["x"]
+        data = np.full((ny, nx), ds.attrs["average_dark_current"], dtype=np.float32)
+        images.append(("AVDRKCUR", data, np.float32, None))
     hdus = images + _table_hdus(ds.attrs, ("group", "int_times"), path)
     primary = _primary_header(ds.attrs, path, "RampModel")
     with atomic_path(path) as tmp:
