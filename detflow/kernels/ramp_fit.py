@@ -2,12 +2,23 @@
 
 jwst calls ``stcal.ramp_fitting.ramp_fit.ramp_fit`` on the whole exposure; the fit
 itself is stcal's C extension (``ols_slope_fitter``), per pixel: every integration and
-group of a pixel together, nothing from its neighbours. This module sets up stcal's
-``RampData`` exactly as ``ramp_fit.create_ramp_fit_class`` does, applies the OLS_C part
-of ``ramp_fit_data`` (read noise scaled to electrons per group, one-good-group ramps
-suppressed), and runs ``ols_fit.ols_ramp_fit_single`` -- the single-core path
+group of a pixel together, nothing from its neighbours. :func:`fit_tile` applies the
+OLS_C part of ``ramp_fit_data`` (read noise scaled to electrons per group, one-good-group
+ramps suppressed) and the fit of ``ols_fit.ols_ramp_fit_single`` -- the single-core path
 (``maximum_cores='1'``; stcal 1.20's multi-core path does not pass
 ``suppress_one_group`` on, see the notes, gotcha 2).
+
+Two engines give the same bits:
+
+* ``"numba"`` (the default): :func:`detflow.kernels._ramp_fit_numba.ols_fit_tile`, a
+  line-by-line port of the C fitter (segments, optimal weighting, per-integration and
+  exposure combination, one-group / group-0 / ZEROFRAME timing, dark current, CHARGELOSS
+  read-noise recomputation, bad gain, the optional output), in the C's precision and
+  order of operations; about ten times faster and it releases the GIL;
+* ``"stcal"``: stcal's ``RampData`` built exactly as ``ramp_fit.create_ramp_fit_class``
+  does, and ``ols_fit.ols_ramp_fit_single`` called on it (stcal is imported only then).
+  It is what ``"numba"`` is tested against, and the automatic fallback where numba
+  cannot be imported.
 
 Left to the step, because they look at the whole exposure:
 
@@ -17,19 +28,16 @@ Left to the step, because they look at the whole exposure:
   (``group_all_dnu``);
 * it then returns no product at all when group 0 is SATURATED in every pixel of every
   integration: a tile must not take that decision for itself, so :func:`fit_tile`
-  calls ``ols_ramp_fit_single`` directly;
+  fits the tile whatever its group 0;
 * the optional-output arrays have as many segment planes as the largest number of
   segments of any pixel (and CR planes as the largest number of jumps): :func:`fit_tile`
   pads them with zeros to a fixed upper bound and reports its own maxima.
 
-Inputs are copied (stcal modifies the group DQ in place, and byte-swaps big-endian
-arrays in place).
+Inputs are never modified (stcal modifies the group DQ in place, and byte-swaps
+big-endian arrays in place: its engine works on copies).
 """
 
 import numpy as np
-from stcal.ramp_fitting import ols_fit
-from stcal.ramp_fitting import ramp_fit as _stcal_ramp_fit
-from stcal.ramp_fitting.ramp_fit_class import RampData
 
 __all__ = [
     "FITOPT_NAMES",
@@ -83,6 +91,8 @@ def group_range_mask(firstgroup, lastgroup, ngroups):
 
 def _ramp_data(data, gdq, pdq, dark, zeroframe, meta, flags, suppress_one_group):
     """stcal ``create_ramp_fit_class`` for ``algorithm='OLS_C'`` on copies of the arrays."""
+    from stcal.ramp_fitting.ramp_fit_class import RampData
+
     ramp = RampData()
     gdq = np.array(gdq, dtype=np.uint8, copy=True)
     orig_gdq = None
@@ -162,8 +172,159 @@ def _pad(arr, axis_len, dtype=np.float32):
     return out
 
 
+def _fit_tile_stcal(data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, save_opt,
+                    suppress_one_group, group_all_dnu):
+    """:func:`fit_tile` with stcal's ``ols_ramp_fit_single`` (its C extension)."""
+    from stcal.ramp_fitting import ols_fit
+    from stcal.ramp_fitting import ramp_fit as stcal_ramp_fit
+
+    ngroups = data.shape[1]
+    ramp = _ramp_data(data, gdq, pdq, dark, zeroframe, meta, flags, suppress_one_group)
+    gain_2d = np.array(gain, dtype=np.float32, copy=True)
+    readnoise_2d = np.array(rnoise, dtype=np.float32, copy=True)
+    # stcal ramp_fit_data, OLS_C branch
+    nframes = ramp.nframes
+    readnoise_2d *= gain_2d / np.sqrt(2.0 * nframes)
+    if ramp.suppress_one_group_ramps:
+        stcal_ramp_fit.suppress_one_good_group_ramps(ramp)
+    if group_all_dnu is not None and not _discard_miri_groups(ramp, group_all_dnu):
+        ramp.groupdq |= np.uint8(ramp.flags_do_not_use)
+    image_info, integ_info, opt_info = ols_fit.ols_ramp_fit_single(
+        ramp, save_opt, readnoise_2d, gain_2d, "optimal")
+    out = {
+        "rate": {k: np.asarray(image_info[k]) for k in PRODUCT_NAMES},
+        "rateints": {k: np.asarray(integ_info[k]) for k in PRODUCT_NAMES},
+    }
+    if save_opt:
+        bound = max_segments(ngroups)
+        fitopt = {}
+        for k in FITOPT_NAMES:
+            arr = np.asarray(opt_info[k], dtype=np.float32)
+            fitopt[k] = arr if k == "pedestal" else _pad(arr, bound)
+        out["fitopt"] = fitopt
+        out["nsegs"] = int(np.asarray(opt_info["slope"]).shape[1])
+        out["ncrs"] = int(np.asarray(opt_info["crmag"]).shape[1])
+    return out
+
+
+def _suppress_one_good_group(gdq, dnu, pers):
+    """stcal ``suppress_one_good_group_ramps`` on ``gdq`` ``(nints, ngroups, ny, nx)``,
+    in place: ramps of one good group (ignoring PERSISTENCE) get DO_NOT_USE everywhere."""
+    npers = np.uint8(~np.uint8(pers))
+    one = ((gdq & npers) == 0).sum(axis=1) == 1
+    gdq |= np.where(one, np.uint8(dnu), np.uint8(0))[:, None]
+
+
+def _miri_groups(data, gdq, orig, group_all_dnu, dnu, jump):
+    """:func:`_discard_miri_groups` on arrays: ``gdq`` (suppressed, modified in place as
+    stcal does) and ``orig`` (the original group DQ) are cut like ``data``; where stcal
+    would find no usable data, nothing is cut and ``gdq`` becomes DO_NOT_USE throughout.
+
+    Returns
+    -------
+    (data, gdq, orig)
+    """
+    group_all_dnu = [bool(v) for v in np.asarray(group_all_dnu).ravel()]
+    ngroups = data.shape[1]
+    num_bad = 0
+    usable = True
+    while group_all_dnu[num_bad]:
+        num_bad += 1
+        ngroups -= 1
+        if ngroups < 1:
+            usable = False
+            break
+        first = gdq[:, num_bad]
+        first[(first & np.uint8(jump)) != 0] -= np.uint8(jump)
+    stop = data.shape[1]
+    if usable and group_all_dnu[-1]:
+        ngroups -= 1
+        stop -= 1
+        usable = ngroups >= 1
+    if not usable or ngroups < 2:
+        gdq |= np.uint8(dnu)
+        return data, gdq, orig
+    return data[:, num_bad:stop], gdq[:, num_bad:stop], orig[:, num_bad:stop]
+
+
+def _numba_kernel():
+    """The numba fitter, or None where numba cannot be imported."""
+    try:
+        from detflow.kernels import _ramp_fit_numba
+    except ImportError:  # pragma: no cover - numba is a dependency
+        return None
+    return _ramp_fit_numba
+
+
+def _fit_tile_numba(kernel, data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags,
+                    save_opt, suppress_one_group, group_all_dnu):
+    """:func:`fit_tile` with the numba port of stcal's C fitter."""
+    nints, ngroups, ny, nx = data.shape
+    bound = max_segments(ngroups)
+    dnu, jump = int(flags["DO_NOT_USE"]), int(flags["JUMP_DET"])
+    data = np.ascontiguousarray(data, dtype=np.float32)
+    gdq = np.ascontiguousarray(gdq, dtype=np.uint8)
+    orig = gdq
+    do_suppress = bool(suppress_one_group)
+    if group_all_dnu is not None:
+        # stcal suppresses before it drops MIRI groups: do both here, in its order
+        gdq = gdq.copy()
+        if do_suppress:
+            _suppress_one_good_group(gdq, dnu, int(flags["PERSISTENCE"]))
+            do_suppress = False
+        data, gdq, orig = _miri_groups(data, gdq, orig, group_all_dnu, dnu, jump)
+        data, gdq, orig = (np.ascontiguousarray(a) for a in (data, gdq, orig))
+    has_zframe = zeroframe is not None
+    zframe = (np.ascontiguousarray(zeroframe, dtype=np.float32) if has_zframe
+              else np.zeros((1, 1, 1), dtype=np.float32))
+    nframes = int(meta["nframes"])
+    drop = meta.get("drop_frames1")
+    kflags = np.array([dnu, jump, int(flags["SATURATED"]), int(flags["PERSISTENCE"]),
+                       int(flags["NO_GAIN_VALUE"]), int(flags["CHARGELOSS"])], dtype=np.int64)
+    rate_f = np.empty((4, ny, nx), dtype=np.float32)
+    rate_dq = np.empty((ny, nx), dtype=np.uint32)
+    ints_f = np.empty((4, nints, ny, nx), dtype=np.float32)
+    ints_dq = np.empty((nints, ny, nx), dtype=np.uint32)
+    if save_opt:
+        opt_f = np.zeros((7, nints, bound, ny, nx), dtype=np.float32)
+        opt_ped = np.zeros((nints, ny, nx), dtype=np.float32)
+        opt_crmag = np.zeros((nints, bound, ny, nx), dtype=np.float32)
+    else:
+        opt_f = np.zeros((7, 1, 1, 1, 1), dtype=np.float32)
+        opt_ped = np.zeros((1, 1, 1), dtype=np.float32)
+        opt_crmag = np.zeros((1, 1, 1, 1), dtype=np.float32)
+    nsegs, ncrs = kernel.ols_fit_tile(
+        data, gdq, orig,
+        np.ascontiguousarray(pdq, dtype=np.uint32),
+        np.ascontiguousarray(gain, dtype=np.float32),
+        np.ascontiguousarray(rnoise, dtype=np.float32),
+        np.ascontiguousarray(dark, dtype=np.float32),
+        zframe, has_zframe,
+        # the C reads the times as C floats (py_ramp_data_get_float)
+        float(np.float32(meta["group_time"])), float(np.float32(meta["frame_time"])),
+        nframes, int(meta["groupgap"]), 0 if drop is None else int(drop),
+        float(np.sqrt(2.0 * nframes)),
+        bool(suppress_one_group), do_suppress, bool(save_opt), kflags, kernel.POWERS,
+        rate_f, rate_dq, ints_f, ints_dq, opt_f, opt_ped, opt_crmag)
+    out = {
+        "rate": {"slope": rate_f[0], "err": rate_f[3], "dq": rate_dq,
+                 "var_poisson": rate_f[1], "var_rnoise": rate_f[2]},
+        "rateints": {"slope": ints_f[0], "err": ints_f[3], "dq": ints_dq,
+                     "var_poisson": ints_f[1], "var_rnoise": ints_f[2]},
+    }
+    if save_opt:
+        fitopt = dict(zip(("slope", "sigslope", "var_poisson", "var_rnoise", "yint",
+                           "sigyint", "weights"), opt_f, strict=True))
+        fitopt["pedestal"] = opt_ped
+        fitopt["crmag"] = opt_crmag
+        out["fitopt"] = {k: fitopt[k] for k in FITOPT_NAMES}
+        out["nsegs"] = int(nsegs)
+        out["ncrs"] = int(ncrs)
+    return out
+
+
 def fit_tile(data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, *,
-             save_opt=False, suppress_one_group=True, group_all_dnu=None):
+             save_opt=False, suppress_one_group=True, group_all_dnu=None, engine=None):
     """OLS_C ramp fit of one tile (jwst ``RampFitStep`` with ``maximum_cores='1'``).
 
     Parameters
@@ -196,6 +357,8 @@ def fit_tile(data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, *,
         every pixel of every integration of the exposure. Where stcal would then find
         no usable group (and make no product), every group of the tile is fitted as
         DO_NOT_USE (NaN slopes).
+    engine : {None, "numba", "stcal"}
+        None: numba where it can be imported, else stcal (the same bits).
 
     Returns
     -------
@@ -206,30 +369,13 @@ def fit_tile(data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, *,
         zero-padded to :func:`max_segments` planes, and ``nsegs``/``ncrs``: this
         tile's own numbers of planes.
     """
-    nints, ngroups = data.shape[:2]
-    ramp = _ramp_data(data, gdq, pdq, dark, zeroframe, meta, flags, suppress_one_group)
-    gain_2d = np.array(gain, dtype=np.float32, copy=True)
-    readnoise_2d = np.array(rnoise, dtype=np.float32, copy=True)
-    # stcal ramp_fit_data, OLS_C branch
-    nframes = ramp.nframes
-    readnoise_2d *= gain_2d / np.sqrt(2.0 * nframes)
-    if ramp.suppress_one_group_ramps:
-        _stcal_ramp_fit.suppress_one_good_group_ramps(ramp)
-    if group_all_dnu is not None and not _discard_miri_groups(ramp, group_all_dnu):
-        ramp.groupdq |= np.uint8(ramp.flags_do_not_use)
-    image_info, integ_info, opt_info = ols_fit.ols_ramp_fit_single(
-        ramp, save_opt, readnoise_2d, gain_2d, "optimal")
-    out = {
-        "rate": {k: np.asarray(image_info[k]) for k in PRODUCT_NAMES},
-        "rateints": {k: np.asarray(integ_info[k]) for k in PRODUCT_NAMES},
-    }
-    if save_opt:
-        bound = max_segments(ngroups)
-        fitopt = {}
-        for k in FITOPT_NAMES:
-            arr = np.asarray(opt_info[k], dtype=np.float32)
-            fitopt[k] = arr if k == "pedestal" else _pad(arr, bound)
-        out["fitopt"] = fitopt
-        out["nsegs"] = int(np.asarray(opt_info["slope"]).shape[1])
-        out["ncrs"] = int(np.asarray(opt_info["crmag"]).shape[1])
-    return out
+    if engine not in (None, "numba", "stcal"):
+        raise ValueError(f"unknown ramp-fit engine {engine!r}")
+    args = (data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, save_opt,
+            suppress_one_group, group_all_dnu)
+    kernel = None if engine == "stcal" else _numba_kernel()
+    if kernel is None:
+        if engine == "numba":
+            raise ImportError("numba is needed for the 'numba' ramp-fit engine")
+        return _fit_tile_stcal(*args)
+    return _fit_tile_numba(kernel, *args)

@@ -1,8 +1,10 @@
 """ramp_fit: slopes from ramps with READNOISE and GAIN (jwst ``RampFitStep``, ``OLS_C``).
 
 Chunk contract: per pixel, no halo, every integration and group of a tile together (the
-exposure-level rate combines the integrations). One task fits one tile with stcal
-(:func:`detflow.kernels.ramp_fit.fit_tile`) and its outputs are picked out lazily.
+exposure-level rate combines the integrations). One task fits one tile
+(:func:`detflow.kernels.ramp_fit.fit_tile`: a numba port of stcal's OLS_C C fitter,
+bit-identical to it and releasing the GIL, or stcal itself where numba is missing) and
+its outputs are picked out lazily.
 
 Unlike the other steps, ``apply`` returns the products, not a ramp::
 
