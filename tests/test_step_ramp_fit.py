@@ -265,3 +265,47 @@ def test_jump_then_ramp_fit(jwst_steps):
     _assert_files(ours, products["rate"], products["rateints"])
     assert float(ours["rate"]["primary_cosmic_rays"]) == fits.getval(products["rate"],
                                                                       "PRIMECRS")
+
+
+def test_no_product_when_group_zero_saturates_everywhere(jwst_steps, crds_offline, tmp_path):
+    """jwst makes no rate or rateints when group 0 is SATURATED in every pixel of every
+    integration; detflow flags the products ``no_product`` and writes nothing, while a
+    single unsaturated pixel is enough for products (and the flag is not written)."""
+    from jwst.ramp_fitting import RampFitStep as JwstRampFitStep
+    from jwst_oracle import crds_environment
+    from stdatamodels.jwst import datamodels as dm
+
+    from detflow.interfaces import RampFitStep
+
+    sim, products = jwst_steps("sim_nircam_sub640")
+    cases = {}
+    for name, keep in (("all", None), ("one_left", (3, 5))):
+        with dm.RampModel(str(products["ramp"])) as model:
+            gdq = model.groupdq.copy()
+            gdq[:, 0] |= dqflags.SATURATED
+            if keep is not None:
+                gdq[:, :, keep[0], keep[1]] = 0
+            model.groupdq = gdq
+            path = tmp_path / f"jw01234001001_01101_00001_nrca1_{name}_ramp.fits"
+            model.save(str(path))
+        cases[name] = path
+
+    for name, path in cases.items():
+        with crds_environment(crds_offline):
+            theirs = JwstRampFitStep.call(str(path), **_overrides(sim))
+        ours = _computed(_fit(open_exposure(path, chunks=UNEVEN), sim, save_opt=True))
+        expect_none = name == "all"
+        assert (theirs[0] is None) == expect_none
+        for kind in ("rate", "rateints", "fitopt"):
+            assert bool(ours[kind]["no_product"]) == expect_none
+        outdir = tmp_path / f"out_{name}"
+        RampFitStep.call(str(path), output_dir=str(outdir), save_results=True,
+                         **_overrides(sim))
+        written = sorted(p.name for p in outdir.glob("*.fits")) if outdir.exists() else []
+        if expect_none:
+            assert written == []
+        else:
+            assert written == [path.name.replace("_ramp", "_rate"),
+                               path.name.replace("_ramp", "_rateints")]
+            with dm.open(str(outdir / written[0])) as rate:
+                assert np.isfinite(rate.data[3, 5])

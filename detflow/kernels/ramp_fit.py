@@ -46,6 +46,7 @@ __all__ = [
     "fit_tile",
     "group_range_mask",
     "max_segments",
+    "no_product",
 ]
 
 #: DQ flags the fit needs (``flags`` mappings must have these keys).
@@ -162,6 +163,43 @@ def _discard_miri_groups(ramp, group_all_dnu):
     if orig_gdq is not None:
         ramp.orig_gdq = orig_gdq
     return True
+
+
+def no_product(group_all_dnu, group_all_sat):
+    """Whether stcal's ``ols_ramp_fit_multi`` returns no product at all (jwst then writes
+    no rate or rateints): MIRI with fewer than 2 groups left after dropping the leading
+    and trailing all-DO_NOT_USE groups, or the first (kept) group SATURATED in every
+    pixel of every integration.
+
+    Parameters
+    ----------
+    group_all_dnu : numpy.ndarray or None
+        bool ``(ngroups,)``, MIRI with ``ngroups > 1`` only: the group is DO_NOT_USE in
+        every pixel of every integration.
+    group_all_sat : numpy.ndarray
+        bool ``(ngroups,)``: the group is SATURATED in every pixel of every integration.
+
+    Returns
+    -------
+    bool
+    """
+    sat = np.asarray(group_all_sat, dtype=bool).ravel()
+    first = 0
+    if group_all_dnu is not None:
+        dnu = [bool(v) for v in np.asarray(group_all_dnu).ravel()]
+        ngroups = len(dnu)
+        while dnu[first]:
+            first += 1
+            ngroups -= 1
+            if ngroups < 1:
+                return True
+        if dnu[-1]:
+            ngroups -= 1
+            if ngroups < 1:
+                return True
+        if ngroups < 2:
+            return True
+    return bool(sat[first])
 
 
 def _pad(arr, axis_len, dtype=np.float32):

@@ -4,7 +4,7 @@ import dask
 
 from detflow.io import products as writers
 from detflow.steps.jump import scalars_to_attrs
-from detflow.steps.ramp_fit import trim_fitopt
+from detflow.steps.ramp_fit import NO_PRODUCT, trim_fitopt
 
 WRITERS = {
     "rate": writers.write_rate,
@@ -28,7 +28,9 @@ def compute_and_write(items):
     Returns
     -------
     list of (kind, Dataset, Path)
-        The computed Datasets and the paths written.
+        The computed Datasets and the paths written; ``(kind, None, None)`` for a
+        ramp-fitting product jwst would not make (its ``no_product`` is True: nothing
+        is written).
     """
     items = [(k, ds, p) for k, ds, p in items if ds is not None]
     if not items:
@@ -36,6 +38,11 @@ def compute_and_write(items):
     computed = dask.compute(*[ds for _, ds, _ in items])
     out = []
     for (kind, _, path), ds in zip(items, computed, strict=True):
+        if NO_PRODUCT in ds.variables:
+            if bool(ds[NO_PRODUCT]):
+                out.append((kind, None, None))
+                continue
+            ds = ds.drop_vars(NO_PRODUCT)
         ds = scalars_to_attrs(ds)  # PRIMECRS/EXTNCRS, computed with the arrays
         if kind == "fitopt":
             ds = trim_fitopt(ds)  # jwst's number of segment and CR planes

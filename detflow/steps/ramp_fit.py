@@ -26,15 +26,17 @@ Unlike the other steps, ``apply`` returns the products, not a ramp::
 MIRI: the leading and trailing groups that are DO_NOT_USE in every pixel of every
 integration (lastframe's last group) are dropped as stcal does, from a small reduction.
 
-Not reproduced: where jwst makes no rate product at all -- group 0 SATURATED in every
-pixel of every integration, or (MIRI) fewer than 2 groups left after the dropping --
-detflow still returns products (all NaN, DQ SATURATED|DO_NOT_USE or DO_NOT_USE), since
-that is only known after computing. ``maximum_cores`` is accepted, and the single-core
+Where jwst makes no rate product at all -- group 0 SATURATED in every pixel of every
+integration, or (MIRI) fewer than 2 groups left after the dropping -- which is known only
+once computed, every product carries the 0-d bool variable ``no_product`` (True); the
+runner then writes nothing and returns None, as jwst does. Otherwise it is False (and
+dropped before writing). ``maximum_cores`` is accepted, and the single-core
 result always returned.
 """
 
 from functools import partial
 
+import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -49,6 +51,10 @@ from detflow.steps.jump import working_chunks
 #: ``ngroups`` from which jwst runs ``LIKELY`` (stcal ``LIKELY_MIN_NGROUPS``); below it
 #: jwst falls back to ``OLS_C``.
 LIKELY_MIN_NGROUPS = 4
+
+#: 0-d bool variable of every product: jwst makes no product at all for this exposure
+#: (the writers then write nothing; see :func:`detflow.kernels.ramp_fit.no_product`).
+NO_PRODUCT = "no_product"
 
 #: Output variable name -> stcal key, for rate and rateints.
 RATE_VARIABLES = {"sci": "slope", "err": "err", "dq": "dq", "var_poisson": "var_poisson",
@@ -159,6 +165,11 @@ def apply(ds, refs, params):
     if is_miri(ds.attrs) and ngroups > 1:
         # stcal discard_miri_groups: groups DO_NOT_USE in every pixel of every integration
         group_all_dnu = ((gdq & np.uint8(dqflags.DO_NOT_USE)) != 0).all(axis=(0, 2, 3))
+    # stcal's exposure-wide "no product" decision, from two small reductions
+    group_all_sat = ((gdq & np.uint8(dqflags.SATURATED)) != 0).all(axis=(0, 2, 3))
+    no_product = da.from_delayed(
+        dask.delayed(kr.no_product, pure=True)(group_all_dnu, group_all_sat),
+        shape=(), dtype=bool, meta=np.empty((), dtype=bool))
     blocks = da.blockwise(
         partial(_fit_block, meta=_meta(ds.attrs), flags=_flags(), save_opt=save_opt,
                 suppress_one_group=suppress), "yx",
@@ -190,6 +201,7 @@ def apply(ds, refs, params):
             variables[var] = (lead_dims + ("y", "x"), arr.rechunk(
                 tuple((n,) for n in lead) + (in_chunks[2], in_chunks[3])))
         variables.update(scalars)
+        variables[NO_PRODUCT] = ((), no_product)
         coords = dict(coords_yx)
         if lead:
             coords["integration"] = ds["integration"].values
@@ -219,6 +231,7 @@ def apply(ds, refs, params):
         fitopt = xr.Dataset(variables, coords={**coords_yx,
                                                "integration": ds["integration"].values},
                             attrs=dict(ds.attrs))
+        fitopt[NO_PRODUCT] = ((), no_product)
         fitopt = record(fitopt, STEP, "COMPLETE", params)
     return {"rate": rate, "rateints": rateints, "fitopt": fitopt}
 
