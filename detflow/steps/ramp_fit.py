@@ -36,7 +36,6 @@ result always returned.
 
 from functools import partial
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -70,6 +69,10 @@ def _fit_block(data, gdq, pdq, gain, rn, dark, zeroframe, *, meta, flags, save_o
     return kr.fit_tile(data, gdq, pdq, gain, rn, dark, zeroframe, meta, flags,
                        save_opt=save_opt, suppress_one_group=suppress_one_group,
                        group_all_dnu=group_all_dnu)
+
+
+def _no_product(group_all_sat, group_all_dnu=None):
+    return np.asarray(kr.no_product(group_all_dnu, group_all_sat))
 
 
 def _pick(block, product, name, dtype):
@@ -167,9 +170,14 @@ def apply(ds, refs, params):
         group_all_dnu = ((gdq & np.uint8(dqflags.DO_NOT_USE)) != 0).all(axis=(0, 2, 3))
     # stcal's exposure-wide "no product" decision, from two small reductions
     group_all_sat = ((gdq & np.uint8(dqflags.SATURATED)) != 0).all(axis=(0, 2, 3))
-    no_product = da.from_delayed(
-        dask.delayed(kr.no_product, pure=True)(group_all_dnu, group_all_sat),
-        shape=(), dtype=bool, meta=np.empty((), dtype=bool))
+    # (blockwise, not dask.delayed: a delayed call would optimise and so duplicate the
+    # whole upstream graph under new keys)
+    if group_all_dnu is None:
+        no_product = da.blockwise(_no_product, "", group_all_sat, "g", concatenate=True,
+                                  dtype=bool, meta=np.empty((), dtype=bool))
+    else:
+        no_product = da.blockwise(_no_product, "", group_all_sat, "g", group_all_dnu, "g",
+                                  concatenate=True, dtype=bool, meta=np.empty((), dtype=bool))
     blocks = da.blockwise(
         partial(_fit_block, meta=_meta(ds.attrs), flags=_flags(), save_opt=save_opt,
                 suppress_one_group=suppress), "yx",
