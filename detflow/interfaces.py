@@ -117,6 +117,9 @@ class Step:
         """
         ds = _as_dataset(data)
         result = apply_step(self.step_name, ds, self._params, self.refs_dir)
+        item = _persistence_item(self.step_name, result, self._params, None)
+        if item is not None:  # jwst writes it whether or not results are saved
+            compute_and_write([item])
         if self.step_name == "dark_current" and self._params.get("dark_output"):
             dark = dark_output(ds, self._params, self.refs_dir)
             path = dark_output_path(self._params["dark_output"], self.output_dir)
@@ -151,6 +154,21 @@ class Step:
         params = dict(params)
         params.setdefault("skip", False)
         return cls(config_file=config_file, **params).run(data)
+
+
+def _persistence_item(alias, result, params, filename):
+    """``("persistence", Dataset, save_persistence)`` for :func:`compute_and_write` when
+    the persistence step ran (COMPLETE) with ``save_persistence`` set, else None. Only
+    the window array is computed; ``filename`` is what jwst records (the model's name:
+    the last product saved before the step, else the input's)."""
+    if alias != "persistence" or not params.get("save_persistence") or result is None:
+        return None
+    if (result.attrs.get("cal_step") or {}).get("persistence") != "COMPLETE":
+        return None
+    out = result[["persistence_array"]]
+    if filename:
+        out = out.assign_attrs(persistence_filename=filename)
+    return ("persistence", out, params["save_persistence"])
 
 
 def _step_params_from_file(path, step_name):
@@ -250,10 +268,17 @@ class Detector1Pipeline:
         outdir = Path(self.output_dir or ".")
         base = self.output_file or ds.attrs.get("source") or "detflow"
         items = []
+        last_saved = None  # jwst's model name when persistence runs: the last saved product
         for alias, step_ds in built["steps"].items():
             step = getattr(self, alias)
+            if alias == "persistence":
+                item = _persistence_item(alias, step_ds, step.get_pars(), last_saved)
+                if item is not None:
+                    items.append(item)
             if step.save_results:
-                items.append(("ramp", step_ds, product_path(base, outdir, step.suffix or alias)))
+                path = product_path(base, outdir, step.suffix or alias)
+                items.append(("ramp", step_ds, path))
+                last_saved = Path(path).name
         if self.save_calibrated_ramp:
             items.append(("ramp", built["ramp"], product_path(base, outdir, "ramp")))
         if self.save_results:

@@ -49,10 +49,25 @@ def apply_step(name, ds, params=None, refs_dir=None):
     if params["skip"]:
         return skipped(ds, step)
     refs, names = open_step_references(step, ds, params, refs_dir)
+    if name == "persistence":
+        _open_persistence_input(refs, names, ds, params)
     out = step.apply(ds, refs, params)
     if isinstance(out, dict):  # ramp_fit: {"rate": ..., "rateints": ..., "fitopt": ...}
         return {k: _with_reference_names(v, step, names) for k, v in out.items()}
     return _with_reference_names(out, step, names)
+
+
+def _open_persistence_input(refs, names, ds, params):
+    """The persistence step's incoming window array (``persistence_array_file``), opened
+    lazily for the exposure as jwst reads it (nothing where the time is not valid: the
+    step then records FAILED)."""
+    from detflow.io.persistence import open_persistence_array
+
+    path, ptime = params.get("persistence_array_file"), params.get("persistence_time")
+    if path is None or ptime is None or int(ptime) <= 0:
+        return
+    refs["persistence_array"] = open_persistence_array(path, ds, int(ptime))
+    names["persistence_array_file"] = str(path)
 
 
 def dark_output(ds, params=None, refs_dir=None):

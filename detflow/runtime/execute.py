@@ -1,10 +1,25 @@
 """Run a built graph: compute the requested products together, then write them atomically."""
 
+from pathlib import Path
+
 import dask
 
 from detflow.io import products as writers
 from detflow.steps.jump import scalars_to_attrs
 from detflow.steps.ramp_fit import NO_PRODUCT, trim_fitopt
+
+
+def write_persistence(ds, path):
+    """Write a persistence step's outgoing window array (``persistence_array`` of ``ds``)
+    where jwst's ``save_persistence`` puts it (``path`` is that parameter's value)."""
+    from detflow.io.persistence import write_persistence_array
+
+    entry = next(p for p in reversed(ds.attrs["provenance"]) if p["step"] == "persistence")
+    filename = ds.attrs.get("persistence_filename") or Path(str(ds.attrs["source"])).name
+    return write_persistence_array(
+        path, ds["persistence_array"].values, detector=ds.attrs["detector"],
+        filename=filename, persistence_time=entry["parameters"]["persistence_time"])
+
 
 WRITERS = {
     "rate": writers.write_rate,
@@ -12,6 +27,7 @@ WRITERS = {
     "fitopt": writers.write_fitopt,
     "ramp": writers.write_ramp,
     "dark": writers.write_dark,
+    "persistence": write_persistence,
 }
 
 
@@ -22,8 +38,9 @@ def compute_and_write(items):
     ----------
     items : list of (kind, Dataset, path)
         ``kind`` is ``rate``, ``rateints``, ``fitopt``, ``ramp`` (any ramp-shaped
-        intermediate, e.g. a step's output) or ``dark`` (dark_current's
-        ``dark_output``).
+        intermediate, e.g. a step's output), ``dark`` (dark_current's
+        ``dark_output``) or ``persistence`` (the persistence step's output: its
+        ``persistence_array`` is written to ``save_persistence``, the given path).
 
     Returns
     -------
