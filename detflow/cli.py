@@ -88,7 +88,9 @@ def _build_parser():
     run.add_argument("--processes", action="store_true",
                      help="local cluster workers as separate processes (default: threads in "
                           "this process; detflow's kernels release the GIL)")
-    run.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+    run.add_argument("--scheduler", default=None,
+                     help="address of a running Dask scheduler, or 'threads' / 'synchronous' "
+                          "/ 'processes' for Dask's single-machine schedulers (no cluster)")
     return parser
 
 
@@ -237,7 +239,10 @@ def _cmd_run(args, extra):
     t_start = time.perf_counter()
     with dask_client(args.scheduler, args.n_workers, args.threads_per_worker,
                      processes=args.processes) as client:
-        print(f"dask dashboard: {client.dashboard_link}")
+        if client is not None:
+            print(f"dask dashboard: {client.dashboard_link}")
+        else:
+            print(f"dask scheduler: {args.scheduler} (no cluster, no dashboard)")
         for path in inputs:
             t0 = time.perf_counter()
             written = _run_one(path, pars, step_params, args)

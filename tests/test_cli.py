@@ -86,6 +86,25 @@ def test_run_calibrates_and_writes_jwst_products(small_sim, tmp_path):
     assert not list(tmp_path.glob("*.part"))
 
 
+def test_run_with_dasks_threaded_scheduler_gives_the_same_products(small_sim, tmp_path):
+    """``--scheduler threads`` (no cluster, no dashboard) writes the same bits as the
+    default local cluster."""
+    import numpy as np
+    from stdatamodels.jwst import datamodels as dm
+
+    root = _uncal(small_sim).name.replace("_uncal.fits", "")
+    for name, extra in (("cluster", []), ("threads", ["--scheduler", "threads"])):
+        status, out, err = run_cli("run", _uncal(small_sim), "--output_dir", tmp_path / name,
+                                   *extra)
+        assert status == 0, err
+        assert ("dask dashboard: http" in out) == (name == "cluster")
+    for kind in ("rate", "rateints"):
+        with dm.open(str(tmp_path / "cluster" / f"{root}_{kind}.fits")) as a, \
+                dm.open(str(tmp_path / "threads" / f"{root}_{kind}.fits")) as b:
+            for attr in ("data", "err", "dq", "var_poisson", "var_rnoise"):
+                np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), attr)
+
+
 def test_single_step_parameter_file_runs_that_step(small_sim, tmp_path):
     pars = tmp_path / "refpix_pars.asdf"
     asdf.AsdfFile({"class": "jwst.refpix.refpix_step.RefPixStep", "name": "refpix",

@@ -5,6 +5,9 @@ Executors are created by name and their modules imported only when asked for.
 
 import contextlib
 
+#: Dask's own single-machine schedulers, usable in place of a distributed cluster.
+LOCAL_SCHEDULERS = ("threads", "synchronous", "processes")
+
 
 @contextlib.contextmanager
 def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_limit=None,
@@ -14,7 +17,9 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
     Parameters
     ----------
     scheduler : str, optional
-        Address of a running scheduler (``tcp://host:8786``); otherwise a local
+        Address of a running scheduler (``tcp://host:8786``), or the name of one of
+        Dask's single-machine schedulers (:data:`LOCAL_SCHEDULERS`: no cluster, no
+        dashboard, the least overhead; the block then gets ``None``); otherwise a local
         cluster is started (and closed at the end).
     n_workers, threads_per_worker : int, optional
         Local cluster size (defaults: one worker per core pair, as Dask chooses).
@@ -28,8 +33,18 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
 
     Yields
     ------
-    distributed.Client
+    distributed.Client or None
     """
+    if scheduler in LOCAL_SCHEDULERS:
+        import dask
+
+        kwargs = {"scheduler": scheduler}
+        if threads_per_worker or n_workers:
+            kwargs["num_workers"] = (threads_per_worker or 1) * (n_workers or 1)
+        with dask.config.set(kwargs):
+            yield None
+        return
+
     from distributed import Client, LocalCluster
 
     if scheduler:
