@@ -12,19 +12,28 @@ step can run it tile by tile and still be equal to the whole-array result to the
   *all* JUMP or DO_NOT_USE after detection: the step reduces that condition over
   :func:`detect_tile`'s output and passes it to :func:`finish_tile` (``clear_planes``);
 * four-neighbour flagging needs the detection flags one pixel beyond the tile: the
-  step gives :func:`finish_tile` a halo of one pixel (map_overlap);
+  step gives :func:`detect_finish_tile` (or :func:`finish_tile`) a halo of one pixel,
+  detected too (its jumps flag the tile's pixels);
 * the after-jump thresholds are multiplied by the median gain of the exposure
   (``gain_median``, a small reduction of the 2-D gain);
 * snowballs (:func:`snowballs_integration`) fit ellipses to connected regions of whole
   planes: they run on one whole integration at a time (uint8 group DQ only), exact;
 * showers (:func:`showers_exposure`, MIRI, off by default) need the whole exposure.
 
-stcal's own functions do the arithmetic (``twopoint_difference.iterative_jump``,
-``look_for_more_than_one_jump``, ``jump_detection_post_processing``,
-``jump.make_snowballs``, ``jump.find_faint_extended``...). Two short pieces of stcal are
-repeated here because they mix per-pixel work with a global decision:
-``run_jump_detection`` (:func:`_difference_statistics`, :func:`detect_tile`) and the
-detection part of ``det_jump_sigma_clipping`` (:func:`_sigma_clip_flags`).
+The two-point-difference detection (iterative and single-pass regimes) and the
+post-processing (four neighbours, after-jump flags, JUMP clean-up) run in an exact numba
+port of stcal's arithmetic (:mod:`detflow.kernels._jump_numba`, proven bit-identical to
+stcal by ``tests/test_jump_kernel.py``). :func:`detect_finish_tile` does detection and
+post-processing of a tile in one pass (the step uses it whenever sigma clipping is
+impossible, i.e. almost always); :func:`detect_tile` / :func:`finish_tile` split them for
+the sigma-clip case, whose plane clearing needs a reduction in between. stcal still does
+the sigma clipping itself (``astropy.stats.sigma_clip`` as stcal imports it),
+snowballs (``jump.make_snowballs``...) and showers (``jump.find_faint_extended``); it is
+imported lazily there only (``stcal.jump`` imports astropy.convolution and scipy.signal,
+which costs about a second of start-up). Two short pieces of stcal are repeated here
+because they mix per-pixel work with a global decision: ``run_jump_detection``
+(:func:`_difference_statistics`) and the detection part of ``det_jump_sigma_clipping``
+(:func:`_sigma_clip_flags`); the regime logic of ``find_crs`` is :func:`plane_counts`.
 
 jwst's ``maximum_cores`` splits the exposure in row slices processed by separate
 processes, with a different (buggy) treatment of slice borders and of
@@ -39,16 +48,15 @@ never modifies its inputs.
 import warnings
 
 import numpy as np
-from stcal.jump import jump as _stcal_jump
-from stcal.jump import twopoint_difference as _twopt
-from stcal.jump.jump_class import JumpData
-from stcal.jump.twopoint_difference_class import TwoPointParams
+
+from detflow.kernels import _jump_numba as _nb
 
 __all__ = [
     "FLAG_NAMES",
     "bad_gain_pixeldq",
     "clear_planes",
     "cosmic_ray_rates",
+    "detect_finish_tile",
     "detect_tile",
     "finish_tile",
     "jump_settings",
@@ -138,6 +146,8 @@ def make_jump_data(settings, flags, gain_median=None):
     gain_median : float or numpy.float32, optional
         ``nanmedian`` of the exposure's gain; only needed for after-jump flagging.
     """
+    from stcal.jump.jump_class import JumpData
+
     s = settings
     jd = JumpData(dqflags={k: int(v) for k, v in flags.items()})
     # JumpData(model) derives these from meta.exposure.nframes (no read pattern for JWST)
@@ -177,6 +187,8 @@ def make_jump_data(settings, flags, gain_median=None):
 
 
 def _twopoint_params(settings, flags, gain_median=None):
+    from stcal.jump.twopoint_difference_class import TwoPointParams
+
     tp = TwoPointParams(make_jump_data(settings, flags, gain_median))
     # detect_jumps_data forces this on its single-process path
     tp.minimum_groups = 3
@@ -201,18 +213,23 @@ def plane_counts(plane_dnu, settings, flags):
     """
     plane_dnu = np.asarray(plane_dnu, dtype=bool)
     nints, ngroups = plane_dnu.shape
-    tp = _twopoint_params(settings, flags)
-    # stcal's own counting, on a 1x1-pixel stand-in whose planes are DNU exactly where
-    # the exposure's planes are all DNU
-    stand_in = np.where(plane_dnu, np.uint8(tp.fl_dnu), np.uint8(0))[:, :, None, None]
-    (min_usable_groups, total_groups, min_usable_diffs, sig_fails, noise_fails,
-     total_sigclip_groups) = _twopt.groups_all_set_dnu(nints, ngroups, stand_in, tp)
-    if _twopt.check_group_counts(nints, total_sigclip_groups, tp):
-        sig_fails = True
-    if min_usable_groups < tp.minimum_groups:
-        noise_fails = True
+    # stcal's groups_all_set_dnu, check_group_counts and check_sigma_clip_groups (JWST:
+    # uniform groups), with find_crs's minimum_groups forced to 3 by detect_jumps_data
+    per_int = plane_dnu.sum(axis=1)
+    max_flagged = int(per_int.max()) if nints else 0
+    total_flagged = int(per_int.sum())
+    only_ints = bool(settings["only_use_ints"])
+    min_sigclip = settings["minimum_sigclip_groups"]
+    total_sigclip_groups = nints if only_ints else nints * ngroups - total_flagged
+    min_usable_groups = ngroups - max_flagged
+    total_groups = nints * ngroups - total_flagged
+    min_usable_diffs = min_usable_groups - 1
+    sig_fails = ((only_ints and nints < min_sigclip)
+                 or (not only_ints and total_sigclip_groups < min_sigclip))
+    noise_fails = min_usable_groups < 3
     skip = bool(noise_fails and sig_fails)
-    sigma_clip = (not skip) and bool(_twopt.check_sigma_clip_groups(nints, total_groups, tp))
+    sigma_clip = (not skip) and bool((only_ints and nints >= min_sigclip)
+                                     or (not only_ints and total_groups >= min_sigclip))
     return {
         "min_usable_groups": int(min_usable_groups),
         "total_groups": int(total_groups),
@@ -270,6 +287,8 @@ def _sigma_clip_flags(gdq, first_diffs_finite, first_diffs, tp):
     The clipping is astropy's ``sigma_clip`` as stcal's ``twopoint_difference`` module
     imports it (kernels do not import astropy themselves).
     """
+    from stcal.jump import twopoint_difference as _twopt
+
     stats, astropy_user_warning = _twopt.stats, _twopt.AstropyUserWarning
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".*All-NaN slice encountered.*", RuntimeWarning)
@@ -288,6 +307,84 @@ def _sigma_clip_flags(gdq, first_diffs_finite, first_diffs, tp):
         del clipped_diffs
         gdq[:, 1:] |= jump_mask * np.uint8(tp.fl_jump)
     return gdq
+
+
+def _numba_mode(counts, settings):
+    """The numba detector for a (non-skipped, non-sigma-clip) regime."""
+    if counts["min_usable_diffs"] >= settings["min_diffs_single_pass"]:
+        return _nb.MODE_SINGLE_PASS
+    return _nb.MODE_ITERATIVE
+
+
+def _after_thresholds(settings, gain_median):
+    """stcal's ``after_jump_flag_e1/e2``: ``after_jump_flag_dn * np.nanmedian(gain)``, a
+    float32 (a Python float times a float32 scalar), as float values."""
+    if gain_median is None:
+        raise ValueError("after-jump flagging needs the exposure's median gain")
+    med = np.float32(np.asarray(gain_median).reshape(()))
+    e1 = settings["after_jump_flag_dn1"] * med
+    e2 = settings["after_jump_flag_dn2"] * med
+    return float(e1), float(e2)
+
+
+def _edges_of(data, gdq, gain, rnoise, halo):
+    """Split tile-plus-halo arrays into the tile and its halo edges (see
+    :func:`detect_finish_tile`'s ``edges``)."""
+    top, bottom, left, right = (int(h) for h in halo)
+    ys = slice(top, data.shape[2] - bottom)
+    xs = slice(left, data.shape[3] - right)
+
+    def rows(a):  # the halo rows above and below (a tile row where there is none)
+        above = a[..., top - 1 if top else top, xs]
+        below = a[..., ys.stop if bottom else ys.stop - 1, xs]
+        return np.stack([above, below], axis=-2)
+
+    def cols(a):
+        return np.stack([a[..., ys, left - 1 if left else left],
+                         a[..., ys, xs.stop if right else xs.stop - 1]], axis=-1)
+
+    arrays = (data, gdq, gain, rnoise)
+    tile = tuple(np.ascontiguousarray(a[..., ys, xs]) for a in arrays)
+    return tile, tuple(rows(a) for a in arrays) + tuple(cols(a) for a in arrays)
+
+
+def _run_numba(data, gdq, gain, rnoise, *, mode, finish, settings, flags, clear=None,
+               gain_median=None, halo=(0, 0, 0, 0), edges=None):
+    """Call :func:`detflow.kernels._jump_numba.jump_tile` with stcal's settings."""
+    nints, ngroups, ny, nx = gdq.shape
+    neighbours = bool(settings["flag_4_neighbors"])
+    n1, n2 = int(settings["after_jump_flag_n1"]), int(settings["after_jump_flag_n2"])
+    after = n1 > 0 or n2 > 0
+    e1 = e2 = 0.0
+    if finish and after:
+        e1, e2 = _after_thresholds(settings, gain_median)
+    if clear is None:
+        clear = np.zeros((nints, ngroups), dtype=bool)
+    if edges is None:  # no halo
+        halo = (0, 0, 0, 0)
+        edges = (np.zeros((nints, ngroups, 2, nx), np.float32),
+                 np.zeros((nints, ngroups, 2, nx), np.uint8),
+                 np.zeros((2, nx), np.float32), np.zeros((2, nx), np.float32),
+                 np.zeros((nints, ngroups, ny, 2), np.float32),
+                 np.zeros((nints, ngroups, ny, 2), np.uint8),
+                 np.zeros((ny, 2), np.float32), np.zeros((ny, 2), np.float32))
+    dtypes = (np.float32, np.uint8, np.float32, np.float32) * 2
+    edges = tuple(np.ascontiguousarray(e, dtype=t) for e, t in zip(edges, dtypes, strict=True))
+    return _nb.jump_tile(
+        np.ascontiguousarray(data, dtype=np.float32), np.ascontiguousarray(gdq, dtype=np.uint8),
+        np.ascontiguousarray(gain, dtype=np.float32),
+        np.ascontiguousarray(rnoise, dtype=np.float32), *edges,
+        np.ascontiguousarray(clear, dtype=np.bool_), np.asarray(halo, dtype=np.int64),
+        int(mode), bool(finish), neighbours, after,
+        0.5 * (2.0 * settings["nframes"]),  # 0.5 * n_reads_groupdiff (float64)
+        float(settings["rejection_threshold"]),
+        float(settings["four_group_rejection_threshold"]),  # 3 usable differences
+        float(settings["three_group_rejection_threshold"]),  # 2 usable differences
+        float(settings["min_jump_to_flag_neighbors"]),
+        float(settings["max_jump_to_flag_neighbors"]),
+        e1, n1, e2, n2,
+        int(flags["DO_NOT_USE"]), int(flags["SATURATED"]), int(flags["JUMP_DET"]),
+    )
 
 
 def detect_tile(data, gdq, gain, rnoise, plane_dnu, settings, flags):
@@ -313,25 +410,80 @@ def detect_tile(data, gdq, gain, rnoise, plane_dnu, settings, flags):
     numpy.ndarray
         uint8 ``(nints, ngroups, ny, nx)``: ``gdq`` with JUMP_DET where a jump is found.
     """
-    gdq = np.array(gdq, dtype=np.uint8, copy=True)
     counts = plane_counts(plane_dnu, settings, flags)
-    if counts["skip"] or gdq.size == 0:
-        return gdq
+    if counts["skip"] or np.size(gdq) == 0:
+        return np.array(gdq, dtype=np.uint8, copy=True)
+    if not counts["sigma_clip"]:
+        out, _ = _run_numba(data, gdq, gain, rnoise, mode=_numba_mode(counts, settings),
+                            finish=False, settings=settings, flags=flags)
+        return out
+    gdq = np.array(gdq, dtype=np.uint8, copy=True)
     tp = _twopoint_params(settings, flags)
     dat, readnoise = _electrons(data, gain, rnoise)
-    read_noise_2 = readnoise**2
-    nints, ngroups = dat.shape[:2]
-    ndiffs = (ngroups - 1) * nints
-    first_diffs, first_diffs_finite, median_diffs, sigma = _difference_statistics(
-        dat, gdq, read_noise_2, tp)
+    first_diffs, first_diffs_finite, _, _ = _difference_statistics(
+        dat, gdq, readnoise**2, tp)
+    return _sigma_clip_flags(gdq, first_diffs_finite, first_diffs, tp)
+
+
+def detect_finish_tile(data, gdq, gain, rnoise, plane_dnu, settings, flags, gain_median=None,
+                       halo=(0, 0, 0, 0), edges=None):
+    """Detection and post-processing of one tile in one pass (not for the sigma-clip
+    regime, whose plane clearing needs the whole exposure's detection first).
+
+    The pixels of the halo (one pixel where a neighbour tile exists and four-neighbour
+    flagging is on, else none) are detected too, only to flag their neighbours in the
+    tile.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        float32 ``(nints, ngroups, ny, nx)`` in DN: the tile with its halo, or the tile
+        alone when ``edges`` are given.
+    gdq : numpy.ndarray
+        uint8, the input group DQ, same shape.
+    gain, rnoise : numpy.ndarray
+        float32 ``(ny, nx)``, same region.
+    plane_dnu : numpy.ndarray
+        bool ``(nints, ngroups)``, see :func:`plane_counts`.
+    settings, flags
+        As for :func:`detect_tile`.
+    gain_median : float, optional
+        ``nanmedian`` of the exposure's gain (needed when after-jump flagging is on).
+    halo : tuple of int
+        Halo row above, row below, column left, column right of the tile (0 or 1 each).
+    edges : tuple of numpy.ndarray, optional
+        The halo apart from the tile (so the tile needs no copy into a bigger array):
+        the rows above and below, ``(nints, ngroups, 2, nx)`` for data and group DQ and
+        ``(2, nx)`` for gain and read noise, then the columns left and right,
+        ``(nints, ngroups, ny, 2)`` and ``(ny, 2)``, in the order data, group DQ, gain,
+        read noise, data, group DQ, gain, read noise. Entries whose side ``halo`` marks
+        0 are not read.
+
+    Returns
+    -------
+    gdq : numpy.ndarray
+        uint8 ``(nints, ngroups, ny, nx)`` of the tile: its final group DQ (as
+        :func:`finish_tile` of :func:`detect_tile`).
+    count : int
+        The tile's primary cosmic rays (:func:`primary_count`).
+    """
+    counts = plane_counts(plane_dnu, settings, flags)
     if counts["sigma_clip"]:
-        gdq = _sigma_clip_flags(gdq, first_diffs_finite, first_diffs, tp)
-    elif counts["min_usable_diffs"] >= tp.min_diffs_single_pass:
-        gdq = _twopt.look_for_more_than_one_jump(
-            gdq, nints, first_diffs, median_diffs, sigma, first_diffs_finite, tp)
-    else:
-        gdq = _twopt.iterative_jump(gdq, ndiffs, first_diffs, read_noise_2, tp)
-    return gdq
+        raise ValueError("the sigma-clip regime needs detect_tile, clear_planes and "
+                         "finish_tile")
+    if edges is None and any(halo):
+        (data, gdq, gain, rnoise), edges = _edges_of(data, gdq, gain, rnoise, halo)
+    if counts["skip"]:
+        # no detection, no post-processing: only detect_jumps_data's JUMP clean-up
+        out, _ = _run_numba(data, gdq, gain, rnoise, mode=_nb.MODE_NONE, finish=True,
+                            settings={**settings, "flag_4_neighbors": False,
+                                      "after_jump_flag_n1": 0, "after_jump_flag_n2": 0},
+                            flags=flags)
+        return out, 0
+    out, count = _run_numba(data, gdq, gain, rnoise, mode=_numba_mode(counts, settings),
+                            finish=True, settings=settings, flags=flags,
+                            gain_median=gain_median, halo=halo, edges=edges)
+    return out, int(count)
 
 
 def clear_planes(plane_dnu, plane_jump_or_dnu, settings, flags):
@@ -415,27 +567,17 @@ def finish_tile(data, gdq_det, gain, rnoise, plane_dnu, clear, settings, flags,
     numpy.ndarray
         uint8 ``(nints, ngroups, ny, nx)``; exact on the pixels one beyond the halo.
     """
-    gdq = np.array(gdq_det, dtype=np.uint8, copy=True)
-    jump, dnu, sat = int(flags["JUMP_DET"]), int(flags["DO_NOT_USE"]), int(flags["SATURATED"])
+    if np.size(gdq_det) == 0:
+        return np.array(gdq_det, dtype=np.uint8, copy=True)
     counts = plane_counts(plane_dnu, settings, flags)
-    if gdq.size and not counts["skip"]:
-        if clear is not None:
-            gdq = _apply_clear(gdq, clear, jump)
-        tp = _twopoint_params(settings, flags, gain_median)
-        if tp.flag_4_neighbors or tp.after_jump_flag_n1 > 0 or tp.after_jump_flag_n2 > 0:
-            nints, ngroups = gdq.shape[:2]
-            dat, readnoise = _electrons(data, gain, rnoise)
-            first_diffs, _, median_diffs, sigma = _difference_statistics(
-                dat, gdq, readnoise**2, tp)
-            row_above = np.zeros((nints, ngroups, gdq.shape[3]), dtype=np.uint8)
-            row_below = np.zeros((nints, ngroups, gdq.shape[3]), dtype=np.uint8)
-            gdq, _, _ = _twopt.jump_detection_post_processing(
-                gdq, nints, ngroups, first_diffs, median_diffs, sigma, row_below, row_above,
-                tp)
-    # detect_jumps_data: remove JUMP where DO_NOT_USE or SATURATED is also set
-    gdq[gdq & (jump | dnu) == (jump | dnu)] ^= jump
-    gdq[gdq & (jump | sat) == (jump | sat)] ^= jump
-    return gdq
+    if counts["skip"]:
+        # no post-processing: only detect_jumps_data's JUMP clean-up
+        settings = {**settings, "flag_4_neighbors": False, "after_jump_flag_n1": 0,
+                    "after_jump_flag_n2": 0}
+        clear = None
+    out, _ = _run_numba(data, gdq_det, gain, rnoise, mode=_nb.MODE_NONE, finish=True,
+                        settings=settings, flags=flags, clear=clear, gain_median=gain_median)
+    return out
 
 
 def bad_gain_pixeldq(pixeldq, gain, flags):
@@ -483,6 +625,8 @@ def snowballs_integration(gdq_int, settings, flags):
     count : int
         Number of snowballs found.
     """
+    from stcal.jump import jump as _stcal_jump
+
     jd = make_jump_data(settings, flags)
     gdq = np.array(gdq_int, dtype=np.uint8, copy=True)
     jump_flag, sat_flag = jd.fl_jump, jd.fl_sat
@@ -550,6 +694,8 @@ def showers_exposure(data, gdq_in, gdq, pixeldq, gain, rnoise, skipped, settings
     count : int
         Number of showers.
     """
+    from stcal.jump import jump as _stcal_jump
+
     jd = make_jump_data(settings, flags)
     dat, readnoise = _electrons(data, gain, rnoise)
     if not skipped:

@@ -4,13 +4,19 @@ What runs where (all lazy; see :mod:`detflow.kernels.jump` for the arithmetic):
 
 1. a small reduction: which ``(integration, group)`` planes are DO_NOT_USE in every pixel
    (this picks stcal's regime: sigma clip, single pass or iterative, or no detection);
-2. :func:`~detflow.kernels.jump.detect_tile`, blockwise on tiles holding every
-   integration and group of their pixels (the medians are per pixel over integrations
-   and differences);
-3. sigma-clip regime only: a reduction of the planes that came out all JUMP|DNU (stcal
-   resets their JUMP-only pixels);
-4. :func:`~detflow.kernels.jump.finish_tile` with a one-pixel halo (``map_overlap``) for
-   the four-neighbour flags, then after-jump flags and stcal's JUMP clean-up;
+2. one task per tile (:func:`~detflow.kernels.jump.detect_finish_tile`): detection
+   (the medians are per pixel over integrations and differences, so a tile holds every
+   integration and group of its pixels) on the tile and a one-pixel halo (the rows and
+   columns of the neighbour tiles along its sides, passed as small separate arrays so
+   the tile is not copied into a bigger one; none at the region's edges), then the
+   four-neighbour flags, the after-jump flags and stcal's JUMP clean-up of the tile, and
+   its primary cosmic-ray count -- the statistics are computed once;
+3. only where sigma clipping is possible (``nints >= minimum_sigclip_groups``, or
+   ``only_use_ints`` off): :func:`~detflow.kernels.jump.detect_tile` blockwise, a
+   reduction of the planes that came out all JUMP|DNU (stcal resets their JUMP-only
+   pixels), then :func:`~detflow.kernels.jump.finish_tile` with a one-pixel halo
+   (``map_overlap``) instead of step 2;
+4. the after-jump thresholds use the median gain of the exposure (a small reduction);
 5. snowballs (``expand_large_events``): one task per integration over the whole
    region -- an ellipse around a connected region can reach ``max_extended_radius``
    pixels and a region has no size limit, so a tile cannot be exact. Only the uint8
@@ -139,7 +145,7 @@ def apply(ds, refs, params):
     attrs = out.attrs
     settings = kj.jump_settings(params, attrs["nframes"], attrs["group_time"])
     flags = _flags()
-    dnu, jump_bit = np.uint8(dqflags.DO_NOT_USE), np.uint8(dqflags.JUMP_DET)
+    dnu = np.uint8(dqflags.DO_NOT_USE)
 
     data_xr = out["data"].transpose(*DIMS)
     gdq_xr = out["groupdq"].transpose(*DIMS)
@@ -154,16 +160,6 @@ def apply(ds, refs, params):
     meta4 = np.empty((0, 0, 0, 0), dtype=np.uint8)
 
     plane_dnu = _plane_all(gdq, dnu)
-    det = da.map_blocks(kj.detect_tile, data, gdq, gain, rn, plane_dnu=plane_dnu,
-                        settings=settings, flags=flags, dtype=np.uint8, meta=meta4)
-
-    sigma_clip_possible = not (settings["only_use_ints"]
-                               and nints < settings["minimum_sigclip_groups"])
-    clear = None
-    if sigma_clip_possible:
-        plane_jd = _plane_all(det, dnu | jump_bit)
-        clear = da.map_blocks(kj.clear_planes, plane_dnu, plane_jd, settings=settings,
-                              flags=flags, dtype=bool, meta=np.empty((0, 0), dtype=bool))
 
     gain_median = None
     if settings["after_jump_flag_n1"] > 0 or settings["after_jump_flag_n2"] > 0:
@@ -171,20 +167,14 @@ def apply(ds, refs, params):
                                     dtype=np.float32, meta=np.empty((), dtype=np.float32))
 
     halo = STEP.halo if settings["flag_4_neighbors"] else 0
-    finish_kwargs = dict(plane_dnu=plane_dnu, clear=clear, settings=settings, flags=flags,
-                         gain_median=gain_median, dtype=np.uint8, meta=meta4)
-    if halo:
-        d4 = {0: 0, 1: 0, 2: halo, 3: halo}
-        d2 = {0: halo, 1: halo}
-        gdq_out = da.map_overlap(kj.finish_tile, data, det, gain, rn, depth=[d4, d4, d2, d2],
-                                 boundary="none", **finish_kwargs)
+    sigma_clip_possible = not (settings["only_use_ints"]
+                               and nints < settings["minimum_sigclip_groups"])
+    if sigma_clip_possible:
+        gdq_out, count = _detect_then_finish(data, gdq, gain, rn, plane_dnu, gain_median,
+                                             halo, settings, flags, yc, xc)
     else:
-        gdq_out = da.map_blocks(kj.finish_tile, data, det, gain, rn, **finish_kwargs)
-
-    counts = da.map_blocks(kj.primary_count, det, clear=clear, flags=flags, drop_axis=[0, 1],
-                           chunks=((1,) * len(yc), (1,) * len(xc)), dtype=np.int64,
-                           meta=np.empty((0, 0), dtype=np.int64))
-    count = counts.sum()
+        gdq_out, count = _detect_and_finish(data, gdq, gain, rn, plane_dnu, gain_median,
+                                            halo, settings, flags, chunks4)
     n_extended = da.zeros((), dtype=np.int64)
 
     if settings["expand_large_events"]:
@@ -221,6 +211,100 @@ def apply(ds, refs, params):
     for k, name in enumerate(SCALARS):
         out[name] = ((), rates[k])
     return record(out, STEP, "COMPLETE", params)
+
+
+def _fused_block(data, gdq, gain, rn, *edges, plane_dnu, gain_median, halo, settings, flags,
+                 block_info=None):
+    """:func:`~detflow.kernels.jump.detect_finish_tile` on one tile and its halo edges;
+    the halo is on the sides that have a neighbour tile."""
+    loc, num = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
+    sides = (halo if loc[2] > 0 else 0, halo if loc[2] < num[2] - 1 else 0,
+             halo if loc[3] > 0 else 0, halo if loc[3] < num[3] - 1 else 0)
+    return kj.detect_finish_tile(data, gdq, gain, rn, plane_dnu, settings, flags,
+                                 gain_median=gain_median, halo=sides,
+                                 edges=edges if halo else None)
+
+
+def _edge_rows(arr, ychunks):
+    """For each block row, the rows just above and below it: ``(..., 2 * nblocks, nx)``
+    in chunks of 2 rows (the block's own first or last row where it has no neighbour:
+    never read)."""
+    ends = np.cumsum(ychunks)
+    pieces = []
+    for start, end in zip(ends - np.asarray(ychunks), ends, strict=True):
+        above = start - 1 if start > 0 else start
+        below = end if end < ends[-1] else end - 1
+        pieces += [arr[..., above:above + 1, :], arr[..., below:below + 1, :]]
+    return da.concatenate(pieces, axis=-2).rechunk({arr.ndim - 2: 2})
+
+
+def _edge_cols(arr, xchunks):
+    """For each block column, the columns just left and right of it:
+    ``(..., ny, 2 * nblocks)`` in chunks of 2 columns."""
+    ends = np.cumsum(xchunks)
+    pieces = []
+    for start, end in zip(ends - np.asarray(xchunks), ends, strict=True):
+        left = start - 1 if start > 0 else start
+        right = end if end < ends[-1] else end - 1
+        pieces += [arr[..., left:left + 1], arr[..., right:right + 1]]
+    return da.concatenate(pieces, axis=-1).rechunk({arr.ndim - 1: 2})
+
+
+def _detect_and_finish(data, gdq, gain, rn, plane_dnu, gain_median, halo, settings, flags,
+                       chunks4):
+    """Detection and post-processing in one task per tile (no sigma clipping possible).
+
+    Each task gets its tile and, with neighbour flagging, the rows and columns of
+    the neighbour tiles along its sides (the halo, detected too so its jumps can flag the
+    tile's pixels; small arrays, so the tile is never copied into a bigger one), and
+    returns the tile's final group DQ and its primary cosmic-ray count. Returns the
+    group DQ ``(nints, ngroups, ny, nx)`` and the lazy count.
+    """
+    nints, ngroups, yc, xc = chunks4
+    arrays = (data, gdq, gain, rn)
+    edges = ()
+    if halo:
+        edges = (tuple(_edge_rows(a, yc) for a in arrays)
+                 + tuple(_edge_cols(a, xc) for a in arrays))
+    blocks = da.map_blocks(_fused_block, *arrays, *edges, plane_dnu=plane_dnu,
+                           gain_median=gain_median, halo=halo, settings=settings,
+                           flags=flags, dtype=object,
+                           meta=np.empty((0, 0, 0, 0), dtype=object))
+    gdq_out = da.map_blocks(_pick, blocks, 0, chunks=((nints,), (ngroups,), yc, xc),
+                            dtype=np.uint8, meta=np.empty((0, 0, 0, 0), dtype=np.uint8))
+    ones = ((1,), (1,), (1,) * len(yc), (1,) * len(xc))
+    count = da.map_blocks(_pick_count, blocks, 1, 4, chunks=ones, dtype=np.int64,
+                          meta=np.empty((0, 0, 0, 0), dtype=np.int64)).sum()
+    return gdq_out, count
+
+
+def _detect_then_finish(data, gdq, gain, rn, plane_dnu, gain_median, halo, settings, flags,
+                        yc, xc):
+    """Detection, the sigma-clip plane clearing (a reduction over the detection of the
+    whole exposure), then post-processing with a halo (``map_overlap``).
+
+    Returns the group DQ ``(nints, ngroups, ny, nx)`` and the lazy primary count.
+    """
+    dnu, jump_bit = np.uint8(dqflags.DO_NOT_USE), np.uint8(dqflags.JUMP_DET)
+    meta4 = np.empty((0, 0, 0, 0), dtype=np.uint8)
+    det = da.map_blocks(kj.detect_tile, data, gdq, gain, rn, plane_dnu=plane_dnu,
+                        settings=settings, flags=flags, dtype=np.uint8, meta=meta4)
+    plane_jd = _plane_all(det, dnu | jump_bit)
+    clear = da.map_blocks(kj.clear_planes, plane_dnu, plane_jd, settings=settings,
+                          flags=flags, dtype=bool, meta=np.empty((0, 0), dtype=bool))
+    finish_kwargs = dict(plane_dnu=plane_dnu, clear=clear, settings=settings, flags=flags,
+                         gain_median=gain_median, dtype=np.uint8, meta=meta4)
+    if halo:
+        d4 = {0: 0, 1: 0, 2: halo, 3: halo}
+        d2 = {0: halo, 1: halo}
+        gdq_out = da.map_overlap(kj.finish_tile, data, det, gain, rn, depth=[d4, d4, d2, d2],
+                                 boundary="none", **finish_kwargs)
+    else:
+        gdq_out = da.map_blocks(kj.finish_tile, data, det, gain, rn, **finish_kwargs)
+    counts = da.map_blocks(kj.primary_count, det, clear=clear, flags=flags, drop_axis=[0, 1],
+                           chunks=((1,) * len(yc), (1,) * len(xc)), dtype=np.int64,
+                           meta=np.empty((0, 0), dtype=np.int64))
+    return gdq_out, counts.sum()
 
 
 def _snowballs(gdq4, settings, flags, chunks4):
