@@ -80,6 +80,9 @@ def main():
     parser.add_argument("--threads-per-worker", type=int, default=None)
     parser.add_argument("--processes", action="store_true",
                         help="detflow run --processes (workers as separate processes)")
+    parser.add_argument("--scheduler", default=None,
+                        help="detflow run --scheduler (e.g. 'threads': Dask's threaded "
+                             "scheduler, no cluster)")
     parser.add_argument("--skip-jwst", action="store_true",
                         help="time detflow only (no ratios)")
     args = parser.parse_args()
@@ -91,12 +94,22 @@ def main():
     from detflow.simulator import simulate
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="detflow_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.update(offline_crds(work / "crds"))
     rows = []
     for nints in args.nints:
         case = work / f"nircam_full_10x{nints}"
-        sim = simulate("nircam", case, ngroups=10, nints=nints)
+        uncal = case / "jw01234001001_01101_00001_nrca1_uncal.fits"
+        if uncal.exists():  # reuse an earlier run's simulation (same seed, same files)
+            import json
+            from types import SimpleNamespace
+
+            manifest = json.loads((case / "manifest.json").read_text())
+            refs = {k: case / "refs" / Path(v).name for k, v in manifest["references"].items()}
+            sim = SimpleNamespace(uncal=uncal, refs=refs)
+        else:
+            sim = simulate("nircam", case, ngroups=10, nints=nints)
         root = sim.uncal.name.replace("_uncal.fits", "")
         jw_out, df_out = case / "jwst", case / "detflow"
         jw_out.mkdir(exist_ok=True)
@@ -114,6 +127,8 @@ def main():
             dask_args.append(f"--threads-per-worker={args.threads_per_worker}")
         if args.processes:
             dask_args.append("--processes")
+        if args.scheduler:
+            dask_args.append(f"--scheduler={args.scheduler}")
         df = measure(["detflow", "run", str(sim.uncal), f"--output_dir={df_out}", *dask_args,
                       *ov], env=env)
         if args.skip_jwst:
