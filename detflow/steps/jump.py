@@ -79,6 +79,26 @@ def working_chunks(ychunks, xchunks, nints, ngroups, itemsize=4, limit=TILE_BYTE
 
 
 
+def _small4(arr):
+    """A small array (``(nints, ngroups)`` planes, or 0-d) as a one-chunk 4-D block argument
+    that broadcasts onto every tile: a positional argument of ``map_blocks``, so the graph
+    shares its keys (a Dask collection in keyword arguments would be computed again in a
+    nested graph of its own, upstream steps included)."""
+    if arr is None:
+        return None
+    return arr.reshape(arr.shape + (1,) * (4 - arr.ndim)).rechunk(-1)
+
+
+def _plane(arr4):
+    """Back from :func:`_small4`: ``(nints, ngroups)`` (or None)."""
+    return None if arr4 is None else arr4[:, :, 0, 0]
+
+
+def _scalar(arr4):
+    """Back from :func:`_small4` for a 0-d value (or None)."""
+    return None if arr4 is None else arr4.reshape(())[()]
+
+
 def _plane_all(arr4, mask):
     """``(nints, ngroups)`` bool: ``arr & mask`` is set in every pixel of the plane."""
     return ((arr4 & mask) != 0).all(axis=(2, 3)).rechunk(-1)
@@ -88,7 +108,8 @@ def _snowball_block(gdq_int, settings, flags):
     return kj.snowballs_integration(gdq_int, settings, flags)
 
 
-def _shower_block(data, gdq_in, gdq, pdq, gain, rn, plane_dnu, settings, flags):
+def _shower_block(data, gdq_in, gdq, pdq, gain, rn, plane_dnu4, settings, flags):
+    plane_dnu = _plane(plane_dnu4)
     skip = kj.plane_counts(plane_dnu, settings, flags)["skip"]
     return kj.showers_exposure(data, gdq_in, gdq, pdq, gain, rn, skip, settings, flags)
 
@@ -188,7 +209,7 @@ def apply(ds, refs, params):
     if settings["find_showers"]:
         whole = da.map_blocks(
             _shower_block, data.rechunk(-1), gdq.rechunk(-1), gdq_out.rechunk(-1),
-            pixeldq.rechunk(-1), gain.rechunk(-1), rn.rechunk(-1), plane_dnu=plane_dnu,
+            pixeldq.rechunk(-1), gain.rechunk(-1), rn.rechunk(-1), _small4(plane_dnu),
             settings=settings, flags=flags, dtype=object,
             meta=np.empty((0, 0, 0, 0), dtype=object))
         gdq_out = da.map_blocks(_pick, whole, 0, dtype=np.uint8, meta=meta4).rechunk(chunks4)
@@ -213,16 +234,30 @@ def apply(ds, refs, params):
     return record(out, STEP, "COMPLETE", params)
 
 
-def _fused_block(data, gdq, gain, rn, *edges, plane_dnu, gain_median, halo, settings, flags,
+def _fused_block(data, gdq, gain, rn, plane_dnu4, gain_median4, *edges, halo, settings, flags,
                  block_info=None):
     """:func:`~detflow.kernels.jump.detect_finish_tile` on one tile and its halo edges;
     the halo is on the sides that have a neighbour tile."""
     loc, num = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
     sides = (halo if loc[2] > 0 else 0, halo if loc[2] < num[2] - 1 else 0,
              halo if loc[3] > 0 else 0, halo if loc[3] < num[3] - 1 else 0)
-    return kj.detect_finish_tile(data, gdq, gain, rn, plane_dnu, settings, flags,
-                                 gain_median=gain_median, halo=sides,
+    return kj.detect_finish_tile(data, gdq, gain, rn, _plane(plane_dnu4), settings, flags,
+                                 gain_median=_scalar(gain_median4), halo=sides,
                                  edges=edges if halo else None)
+
+
+def _detect_block(data, gdq, gain, rn, plane_dnu4, settings, flags):
+    return kj.detect_tile(data, gdq, gain, rn, _plane(plane_dnu4), settings, flags)
+
+
+def _finish_block(data, det, gain, rn, plane_dnu4, clear4, gain_median4, settings, flags,
+                  use_median):
+    return kj.finish_tile(data, det, gain, rn, _plane(plane_dnu4), _plane(clear4), settings,
+                          flags, gain_median=_scalar(gain_median4) if use_median else None)
+
+
+def _count_block(det, clear4, flags):
+    return kj.primary_count(det, _plane(clear4), flags)
 
 
 def _edge_rows(arr, ychunks):
@@ -266,8 +301,8 @@ def _detect_and_finish(data, gdq, gain, rn, plane_dnu, gain_median, halo, settin
     if halo:
         edges = (tuple(_edge_rows(a, yc) for a in arrays)
                  + tuple(_edge_cols(a, xc) for a in arrays))
-    blocks = da.map_blocks(_fused_block, *arrays, *edges, plane_dnu=plane_dnu,
-                           gain_median=gain_median, halo=halo, settings=settings,
+    blocks = da.map_blocks(_fused_block, *arrays, _small4(plane_dnu), _small4(gain_median),
+                           *edges, halo=halo, settings=settings,
                            flags=flags, dtype=object,
                            meta=np.empty((0, 0, 0, 0), dtype=object))
     gdq_out = da.map_blocks(_pick, blocks, 0, chunks=((nints,), (ngroups,), yc, xc),
@@ -287,21 +322,26 @@ def _detect_then_finish(data, gdq, gain, rn, plane_dnu, gain_median, halo, setti
     """
     dnu, jump_bit = np.uint8(dqflags.DO_NOT_USE), np.uint8(dqflags.JUMP_DET)
     meta4 = np.empty((0, 0, 0, 0), dtype=np.uint8)
-    det = da.map_blocks(kj.detect_tile, data, gdq, gain, rn, plane_dnu=plane_dnu,
-                        settings=settings, flags=flags, dtype=np.uint8, meta=meta4)
+    plane_dnu4 = _small4(plane_dnu)
+    det = da.map_blocks(_detect_block, data, gdq, gain, rn, plane_dnu4, settings=settings,
+                        flags=flags, dtype=np.uint8, meta=meta4)
     plane_jd = _plane_all(det, dnu | jump_bit)
     clear = da.map_blocks(kj.clear_planes, plane_dnu, plane_jd, settings=settings,
                           flags=flags, dtype=bool, meta=np.empty((0, 0), dtype=bool))
-    finish_kwargs = dict(plane_dnu=plane_dnu, clear=clear, settings=settings, flags=flags,
-                         gain_median=gain_median, dtype=np.uint8, meta=meta4)
+    use_median = gain_median is not None
+    median4 = _small4(gain_median if use_median else da.zeros((), dtype=np.float32))
+    small = (plane_dnu4, _small4(clear), median4)
+    finish_kwargs = dict(settings=settings, flags=flags, use_median=use_median,
+                         dtype=np.uint8, meta=meta4)
     if halo:
         d4 = {0: 0, 1: 0, 2: halo, 3: halo}
         d2 = {0: halo, 1: halo}
-        gdq_out = da.map_overlap(kj.finish_tile, data, det, gain, rn, depth=[d4, d4, d2, d2],
+        depth = [d4, d4, d2, d2] + [{0: 0, 1: 0, 2: 0, 3: 0}] * len(small)
+        gdq_out = da.map_overlap(_finish_block, data, det, gain, rn, *small, depth=depth,
                                  boundary="none", **finish_kwargs)
     else:
-        gdq_out = da.map_blocks(kj.finish_tile, data, det, gain, rn, **finish_kwargs)
-    counts = da.map_blocks(kj.primary_count, det, clear=clear, flags=flags, drop_axis=[0, 1],
+        gdq_out = da.map_blocks(_finish_block, data, det, gain, rn, *small, **finish_kwargs)
+    counts = da.map_blocks(_count_block, det, _small4(clear), flags=flags, drop_axis=[0, 1],
                            chunks=((1,) * len(yc), (1,) * len(xc)), dtype=np.int64,
                            meta=np.empty((0, 0), dtype=np.int64))
     return gdq_out, counts.sum()
