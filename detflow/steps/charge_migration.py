@@ -8,7 +8,7 @@ stages over the exposure's tiles:
 1. blockwise, :func:`~detflow.kernels.charge_migration.chargeloss_seeds`: the groups at
    and after the first group above ``signal_threshold`` (not exactly DO_NOT_USE), a bool
    array;
-2. :func:`dask.array.map_overlap` with a halo of
+2. :func:`~detflow.steps.halo.map_halo` with a halo of
    :data:`~detflow.kernels.charge_migration.CHARGE_MIGRATION_HALO` (1) pixel on that bool
    array only, :func:`~detflow.kernels.charge_migration.grow_4_neighbours`; the outer
    edge of the exposure gets no halo (``boundary="none"``), so nothing is flagged
@@ -28,6 +28,7 @@ from detflow.contract import DIMS
 from detflow.errors import ParameterError
 from detflow.kernels import charge_migration as kern
 from detflow.steps.base import Param, StepDef, as_float32, dask_array, record, skipped
+from detflow.steps.halo import map_halo
 
 
 def apply(ds, refs, params):
@@ -58,12 +59,8 @@ def apply(ds, refs, params):
         dnu=dqflags.DO_NOT_USE, dtype=bool, meta=meta_bool,
     )
     h = kern.CHARGE_MIGRATION_HALO
-    grown = da.map_overlap(
-        kern.grow_4_neighbours, seeds, depth={0: 0, 1: 0, 2: h, 3: h}, boundary="none",
-        trim=True, dtype=bool, meta=meta_bool,
-    )
-    if grown.chunks != chunks:  # map_overlap enlarged tiles smaller than the halo
-        grown = grown.rechunk(chunks)
+    grown = map_halo(kern.grow_4_neighbours, seeds, halo=h, boundary="none", trim=True,
+                     dtype=bool, meta=meta_bool)
     new_gdq = da.map_blocks(
         kern.apply_chargeloss, gdq, grown, flag=dqflags.CHARGELOSS | dqflags.DO_NOT_USE,
         dtype=np.uint8, meta=np.empty((0, 0, 0, 0), dtype=np.uint8),

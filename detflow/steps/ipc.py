@@ -2,7 +2,7 @@
 
 Chunk contract: every group of every integration is convolved on its own; a tile needs
 ``ky // 2`` rows and ``kx // 2`` columns of neighbours (one pixel for the usual 3 x 3
-kernel), taken with :func:`dask.array.overlap.overlap`; beyond the exposure the halo is
+kernel), taken with :func:`~detflow.steps.halo.map_halo`; beyond the exposure the halo is
 zero, as jwst pads the science region with zeros. Reference pixels (jwst's
 ``get_num_ref_pixels``, from the full-frame coordinates) are neither changed nor used.
 Any chunking, including tiles smaller than the halo (rechunked up for the overlap, then
@@ -11,19 +11,22 @@ back), gives the same bits.
 
 import dask.array as da
 import numpy as np
-from dask.array.overlap import ensure_minimum_chunksize, overlap
 
 from detflow.contract import DIMS
 from detflow.kernels.ipc import ipc_convolve_tile, ipc_halo, science_ranges
 from detflow.steps.base import StepDef, as_float32, record, skipped
+from detflow.steps.halo import map_halo
 
 
-def _block(data, rows, cols, kernel, *, halo):
-    """One haloed tile: a per-pixel kernel arrives with the halo too; keep its core."""
+def _block(data, science, kernel, *, halo_arg):
+    """One haloed tile and its science-pixel mask; a per-pixel kernel arrives with the
+    halo too (keep its core), a single kernel whole."""
     if kernel.ndim == 4:
-        hy, hx = halo
+        hy, hx = halo_arg
         kernel = kernel[:, :, hy: kernel.shape[2] - hy, hx: kernel.shape[3] - hx]
-    return ipc_convolve_tile(data, kernel, rows, cols, halo)
+    # the mask is rows x columns: its rows and columns are those of the outer product
+    rows, cols = science.any(axis=1), science.any(axis=0)
+    return ipc_convolve_tile(data, kernel, rows, cols, halo_arg)
 
 
 def apply(ds, refs, params):
@@ -51,32 +54,19 @@ def apply(ds, refs, params):
     x = np.asarray(out["x"].values)
     (y0, y1), (x0, x1) = science_ranges(
         out.attrs.get("instrument", ""), int(y[0]), len(y), int(x[0]), len(x))
-    yc = ensure_minimum_chunksize(max(hy, 1), data.chunks[2])
-    xc = ensure_minimum_chunksize(max(hx, 1), data.chunks[3])
-    data = data.rechunk({2: yc, 3: xc})
+    yc, xc = data.chunks[2], data.chunks[3]
     rows = da.from_array((y >= y0) & (y < y1), chunks=(yc,))
     cols = da.from_array((x >= x0) & (x < x1), chunks=(xc,))
-
-    data_o = overlap(data, depth={0: 0, 1: 0, 2: hy, 3: hx}, boundary=0, allow_rechunk=False)
-    rows_o = overlap(rows, depth={0: hy}, boundary=0, allow_rechunk=False)
-    cols_o = overlap(cols, depth={0: hx}, boundary=0, allow_rechunk=False)
+    science = rows[:, None] & cols[None, :]
     kern = da.asarray(kern_xr.data).astype(np.float32)
+    meta = np.empty((0, 0, 0, 0), dtype=np.float32)
     if per_pixel:
         kern = kern.rechunk({0: -1, 1: -1, 2: yc, 3: xc})
-        kern = overlap(kern, depth={0: 0, 1: 0, 2: hy, 3: hx}, boundary=0, allow_rechunk=False)
-        kern_ind = "abyx"
+        result = map_halo(_block, data, science, kern, halo=(hy, hx), boundary=0,
+                          dtype=np.float32, meta=meta, halo_arg=(hy, hx))
     else:
-        kern = kern.rechunk(-1)
-        kern_ind = "ab"
-    result = da.blockwise(
-        _block, "igyx",
-        data_o, "igyx", rows_o, "y", cols_o, "x", kern, kern_ind,
-        concatenate=True, adjust_chunks={"y": yc, "x": xc},
-        dtype=np.float32, meta=np.empty((0, 0, 0, 0), dtype=np.float32),
-        halo=(hy, hx),
-    )
-    result = result.rechunk(data_xr.data.chunks if isinstance(data_xr.data, da.Array)
-                            else result.chunks)
+        result = map_halo(_block, data, science, halo=(hy, hx), boundary=0, extras=(kern,),
+                          dtype=np.float32, meta=meta, halo_arg=(hy, hx))
     out["data"] = data_xr.copy(data=result).transpose(*out["data"].dims)
     return record(out, STEP, "COMPLETE", params)
 

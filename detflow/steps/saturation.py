@@ -5,7 +5,7 @@ saturation to later groups); any integration and spatial chunking. Saturated pix
 flag their neighbours, so a tile takes a halo of
 :func:`~detflow.kernels.saturation.saturation_halo` pixels (``n_pix_grow_sat``, twice
 that when frame-averaged groups run jwst's backward pass) with
-:func:`dask.array.map_overlap`; the outer edge of the exposure gets no halo
+:func:`~detflow.steps.halo.map_halo`; the outer edge of the exposure gets no halo
 (``boundary="none"``), so flags stop there as in jwst. Tiles smaller than the halo are
 rechunked up for the overlap and back afterwards. The pixel DQ is blockwise; the
 ZEROFRAME takes a halo of ``n_pix_grow_sat``.
@@ -19,6 +19,7 @@ from detflow import dqflags
 from detflow.contract import DIMS
 from detflow.kernels import saturation as kern
 from detflow.steps.base import Param, StepDef, as_float32, dask_array, record, skipped
+from detflow.steps.halo import map_halo
 
 #: The DQ bits the kernels need, passed to them explicitly.
 FLAGS = {name: dqflags.PIXEL[name] for name in ("DO_NOT_USE", "SATURATED", "AD_FLOOR",
@@ -28,11 +29,6 @@ FLAGS = {name: dqflags.PIXEL[name] for name in ("DO_NOT_USE", "SATURATED", "AD_F
 
 def _groups_block(data, gdq, thresh, sat_dq, bias=None, **kwargs):
     return kern.flag_saturation_groups(data, gdq, thresh, sat_dq, bias, **kwargs)
-
-
-def _restore(arr, chunks):
-    """Rechunk back to ``chunks`` when the overlap had to enlarge small tiles."""
-    return arr if arr.chunks == chunks else arr.rechunk(chunks)
 
 
 def apply(ds, refs, params):
@@ -73,15 +69,13 @@ def apply(ds, refs, params):
     if bias_ref is not None:
         arrays.append(
             dask_array(bias_ref["sci"], ("y", "x"), chunks=yx).astype(np.float32))
-    depth = [{0: 0, 1: 0, 2: halo, 3: halo}, {0: 0, 1: 0, 2: halo, 3: halo}] + [
-        {0: halo, 1: halo}] * (len(arrays) - 2)
-    new_gdq = da.map_overlap(
-        _groups_block, *arrays, depth=depth, boundary="none", trim=True,
+    new_gdq = map_halo(
+        _groups_block, *arrays, halo=halo, boundary="none", trim=True,
         dtype=np.uint8, meta=np.empty((0, 0, 0, 0), dtype=np.uint8),
         n_pix_grow_sat=n, read_pattern=pattern, dqflags=FLAGS, atod_limit=kern.ATOD_LIMIT,
     )
     out["groupdq"] = xr.DataArray(
-        _restore(new_gdq, chunks), dims=DIMS, coords=data_xr.coords
+        new_gdq, dims=DIMS, coords=data_xr.coords
     ).transpose(*out["groupdq"].dims)
 
     pdq_xr = out["pixeldq"].transpose("y", "x")
@@ -97,13 +91,12 @@ def apply(ds, refs, params):
         zint = zf_xr.data.chunks[0] if isinstance(zf_xr.data, da.Array) else -1
         zf = dask_array(zf_xr, chunks=(zint, ychunks, xchunks))
         zn = max(n, 0)
-        new_zf = da.map_overlap(
-            kern.saturation_zeroframe, zf, thresh, sat_dq,
-            depth=[{0: 0, 1: zn, 2: zn}, {0: zn, 1: zn}, {0: zn, 1: zn}], boundary="none",
+        new_zf = map_halo(
+            kern.saturation_zeroframe, zf, thresh, sat_dq, halo=zn, boundary="none",
             trim=True, dtype=np.float32, meta=np.empty((0, 0, 0), dtype=np.float32),
             n_pix_grow_sat=n, no_sat_check=FLAGS["NO_SAT_CHECK"], atod_limit=kern.ATOD_LIMIT,
         )
-        out["zeroframe"] = zf_xr.copy(data=_restore(new_zf, zf.chunks)).transpose(
+        out["zeroframe"] = zf_xr.copy(data=new_zf).transpose(
             *out["zeroframe"].dims)
     return record(out, STEP, "COMPLETE", params)
 
