@@ -804,24 +804,58 @@ class FitsImage:
 
     def _read_box(self, box):
         """Stored (big-endian) pixels of the box ``[(lo, hi), ...]``, one per axis."""
-        layout = self.layout
         local = self.source.local_path
         if local is not None and self.source.compression is None:
             try:
-                mm = np.memmap(
-                    local, dtype=layout.raw_dtype, mode="r", offset=layout.offset, shape=self.shape
-                )
+                return self._read_box_local(local, box)
             except FileNotFoundError as exc:
                 raise InputFileError(self.source.url, "file not found") from exc
             except (OSError, ValueError) as exc:
                 raise InputFileError(
                     self.source.url, f"cannot read {self.hdu_name or 'image'} data: {exc}"
                 ) from exc
-            try:
-                return np.array(mm[tuple(slice(lo, hi) for lo, hi in box)])
-            finally:
-                del mm
         return self._read_box_ranges(box)
+
+    def _read_box_local(self, path, box):
+        """The box from a local file with ``pread``: for each index of the leading axes,
+        the box's rows in full width (one contiguous range), then its columns.
+
+        Unlike a memory map, this never maps more of the file than the box's rows (a
+        memory map of a column tile touches every page of the image: its rows are
+        only a few pages wide) and leaves the file's pages to the page cache, outside
+        the process's memory.
+        """
+        layout = self.layout
+        shape = self.shape
+        item = layout.itemsize
+        out = np.empty(tuple(hi - lo for lo, hi in box), dtype=layout.raw_dtype)
+        if out.size == 0:
+            return out
+        if len(shape) == 1:
+            lead_axes, (y0, y1), (x0, x1), width = [], (0, 1), box[0], shape[0]
+        else:
+            lead_axes = box[:-2]
+            (y0, y1), (x0, x1) = box[-2], box[-1]
+            width = shape[-1]
+        row_bytes = width * item
+        plane_bytes = (shape[-2] if len(shape) > 1 else 1) * row_bytes
+        strides = [math.prod(shape[k + 1:-2]) for k in range(len(lead_axes))]
+        nbytes = (y1 - y0) * row_bytes
+        full_width = (x0, x1) == (0, width)
+        buf = None if full_width else np.empty((y1 - y0, width), dtype=layout.raw_dtype)
+        view = out.reshape((-1, y1 - y0, x1 - x0))
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            for n, idx in enumerate(product(*(range(lo, hi) for lo, hi in lead_axes))):
+                plane = sum(i * st for i, st in zip(idx, strides, strict=True))
+                start = layout.offset + plane * plane_bytes + y0 * row_bytes
+                target = view[n] if full_width else buf
+                _pread_into(fd, memoryview(target).cast("B"), start, nbytes)
+                if not full_width:
+                    view[n] = buf[:, x0:x1]
+        finally:
+            os.close(fd)
+        return out
 
     def _read_box_ranges(self, box):
         layout = self.layout
@@ -854,6 +888,16 @@ class FitsImage:
         raw = np.frombuffer(b"".join(pieces), dtype=layout.raw_dtype)
         raw = raw.reshape(tuple(hi - lo for lo, hi in wbox))
         return raw[..., box[-1][0] : box[-1][1]]
+
+
+def _pread_into(fd, target, start, nbytes):
+    """Fill the writable byte view ``target`` (``nbytes``) from ``fd`` at ``start``."""
+    done = 0
+    while done < nbytes:
+        got = os.preadv(fd, [target[done:]], start + done)
+        if got <= 0:
+            raise ValueError(f"the file ends {nbytes - done} bytes early (truncated?)")
+        done += got
 
 
 # --------------------------------------------------------------------------
