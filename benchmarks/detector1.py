@@ -83,6 +83,8 @@ def main():
     parser.add_argument("--scheduler", default=None,
                         help="detflow run --scheduler (e.g. 'threads': Dask's threaded "
                              "scheduler, no cluster)")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="detflow run --dashboard (a local cluster with its dashboard)")
     parser.add_argument("--skip-jwst", action="store_true",
                         help="time detflow only (no ratios)")
     args = parser.parse_args()
@@ -129,6 +131,8 @@ def main():
             dask_args.append("--processes")
         if args.scheduler:
             dask_args.append(f"--scheduler={args.scheduler}")
+        if args.dashboard:
+            dask_args.append("--dashboard")
         df = measure(["detflow", "run", str(sim.uncal), f"--output_dir={df_out}", *dask_args,
                       *ov], env=env)
         if args.skip_jwst:

@@ -90,8 +90,25 @@ def _build_parser():
                           "this process; detflow's kernels release the GIL)")
     run.add_argument("--scheduler", default=None,
                      help="address of a running Dask scheduler, or 'threads' / 'synchronous' "
-                          "/ 'processes' for Dask's single-machine schedulers (no cluster)")
+                          "/ 'processes' for Dask's single-machine schedulers (no cluster). "
+                          "Default: Dask's threaded scheduler for one input without cluster "
+                          "options, else a local cluster")
+    run.add_argument("--dashboard", action="store_true",
+                     help="start a local Dask cluster, with its dashboard, even for one input")
     return parser
+
+
+def choose_scheduler(args, n_inputs):
+    """The ``--scheduler`` a run uses: the one given; else a local cluster (None) for
+    several inputs, ``--dashboard`` or any local-cluster option; else Dask's threaded
+    scheduler, which for a single exposure on one machine does the same work without a
+    cluster's start-up and per-task costs."""
+    if args.scheduler:
+        return args.scheduler
+    if n_inputs > 1 or args.dashboard or args.processes or args.n_workers \
+            or args.threads_per_worker:
+        return None
+    return "threads"
 
 
 def main(argv=None):
@@ -237,12 +254,14 @@ def _cmd_run(args, extra):
     from detflow.runtime.cluster import dask_client
 
     t_start = time.perf_counter()
-    with dask_client(args.scheduler, args.n_workers, args.threads_per_worker,
+    scheduler = choose_scheduler(args, len(inputs))
+    with dask_client(scheduler, args.n_workers, args.threads_per_worker,
                      processes=args.processes) as client:
         if client is not None:
             print(f"dask dashboard: {client.dashboard_link}")
         else:
-            print(f"dask scheduler: {args.scheduler} (no cluster, no dashboard)")
+            print(f"dask scheduler: {scheduler} (no cluster, no dashboard; "
+                  "--dashboard starts a local cluster)")
         for path in inputs:
             t0 = time.perf_counter()
             written = _run_one(path, pars, step_params, args)

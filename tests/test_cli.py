@@ -87,22 +87,40 @@ def test_run_calibrates_and_writes_jwst_products(small_sim, tmp_path):
 
 
 def test_run_with_dasks_threaded_scheduler_gives_the_same_products(small_sim, tmp_path):
-    """``--scheduler threads`` (no cluster, no dashboard) writes the same bits as the
-    default local cluster."""
+    """One input runs on Dask's threaded scheduler by default (no cluster, no dashboard);
+    ``--dashboard`` starts a local cluster; both write the same bits."""
     import numpy as np
     from stdatamodels.jwst import datamodels as dm
 
     root = _uncal(small_sim).name.replace("_uncal.fits", "")
-    for name, extra in (("cluster", []), ("threads", ["--scheduler", "threads"])):
+    for name, extra in (("cluster", ["--dashboard"]), ("threads", [])):
         status, out, err = run_cli("run", _uncal(small_sim), "--output_dir", tmp_path / name,
                                    *extra)
         assert status == 0, err
-        assert ("dask dashboard: http" in out) == (name == "cluster")
+        assert ("dask dashboard: http" in out) == (name == "cluster"), out
+        assert ("dask scheduler: threads" in out) == (name == "threads"), out
     for kind in ("rate", "rateints"):
         with dm.open(str(tmp_path / "cluster" / f"{root}_{kind}.fits")) as a, \
                 dm.open(str(tmp_path / "threads" / f"{root}_{kind}.fits")) as b:
             for attr in ("data", "err", "dq", "var_poisson", "var_rnoise"):
                 np.testing.assert_array_equal(getattr(a, attr), getattr(b, attr), attr)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], "threads"),
+    (["--dashboard"], None),
+    (["--n-workers", "2"], None),
+    (["--processes"], None),
+    (["--scheduler", "tcp://127.0.0.1:8786"], "tcp://127.0.0.1:8786"),
+    (["--scheduler", "synchronous"], "synchronous"),
+])
+def test_scheduler_choice(argv, expected):
+    from detflow.cli import _build_parser, choose_scheduler
+
+    args = _build_parser().parse_args(["run", "x_uncal.fits", *argv])
+    assert choose_scheduler(args, 1) == expected
+    # several inputs (a program) run on a local cluster unless a scheduler is named
+    assert choose_scheduler(args, 3) == (expected if "--scheduler" in argv else None)
 
 
 def test_single_step_parameter_file_runs_that_step(small_sim, tmp_path):

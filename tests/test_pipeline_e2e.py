@@ -88,8 +88,8 @@ def full_frame_two_ints(tmp_path_factory, crds_offline):
 def test_full_frame_command_line_equals_jwst_with_threads_or_processes(full_frame_two_ints,
                                                                        tmp_path):
     """``detflow run`` on a full frame with two integrations and a ZEROFRAME: the rate and
-    rateints equal jwst's, and are the same bits with the default local cluster (threads
-    in the process) and with two worker processes."""
+    rateints equal jwst's, and are the same bits with the default (Dask's threaded
+    scheduler) and on a local cluster of two worker processes."""
     from jwst_oracle import step_overrides
 
     from detflow.cli import main
