@@ -3,6 +3,8 @@
 
 from pathlib import Path
 
+import dask
+
 from detflow.io.refs import open_reference, resolve_reference, select_region
 from detflow.pipeline.order import steps_for
 from detflow.steps import StepDef, get_step, is_implemented, skipped
@@ -51,7 +53,11 @@ def apply_step(name, ds, params=None, refs_dir=None):
     refs, names = open_step_references(step, ds, params, refs_dir)
     if name == "persistence":
         _open_persistence_input(refs, names, ds, params)
-    out = step.apply(ds, refs, params)
+    # detflow's rechunks are small (reference lines, per-step tile shapes): Dask's task
+    # method; left unset, Dask imports distributed to ask whether a client runs, at
+    # every rechunk, just to choose between that and its P2P shuffle
+    with dask.config.set({"array.rechunk.method": "tasks"}):
+        out = step.apply(ds, refs, params)
     if isinstance(out, dict):  # ramp_fit: {"rate": ..., "rateints": ..., "fitopt": ...}
         return {k: _with_reference_names(v, step, names) for k, v in out.items()}
     return _with_reference_names(out, step, names)
