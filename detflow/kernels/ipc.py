@@ -102,11 +102,21 @@ def ipc_convolve_tile(data, kernel, science_rows, science_cols, halo):
     lead = data.shape[:-2]
     planes = np.ascontiguousarray(data).reshape((-1, tny, tnx))
     out = np.empty((planes.shape[0], ny, nx), dtype=data.dtype)
-    if kernel.ndim == 2:  # one kernel: (nterms,) scalars
-        _convolve_const(planes, science, terms, shifts, hy, hx, out)
-    else:  # per-pixel kernels: (nterms, ny, nx)
-        _convolve(planes, science, np.ascontiguousarray(terms), shifts, hy, hx, out)
+    # terms: (nterms,) for one kernel, (nterms, ny, nx) for per-pixel kernels
+    _convolve(planes, science, np.ascontiguousarray(terms), shifts, hy, hx, out)
     return out.reshape(lead + (ny, nx))
+
+
+@numba.njit(cache=True, nogil=True)
+def _term(terms, t, y, x):
+    """Kernel term ``t`` for output pixel ``(y, x)``: ``terms`` is ``(nterms,)`` (one
+    kernel) or ``(nterms, ny, nx)`` (per pixel); numba keeps only the branch of the
+    array's dimensionality."""
+    if terms.ndim == 1:
+        value = terms[t]
+    else:
+        value = terms[t, y, x]
+    return value
 
 
 @numba.njit(cache=True, nogil=True)
@@ -130,33 +140,6 @@ def _convolve(planes, science, terms, shifts, hy, hx, out):
                 sy = hy + y + shifts[t, 0]
                 sx = hx + shifts[t, 1]
                 for x in range(nx):
-                    acc[x] = acc[x] + terms[t, y, x] * temp[sy, sx + x]
+                    acc[x] = acc[x] + _term(terms, t, y, x) * temp[sy, sx + x]
             for x in range(nx):
                 out[p, y, x] = acc[x] if science[hy + y, hx + x] else planes[p, hy + y, hx + x]
-
-
-@numba.njit(cache=True, nogil=True)
-def _convolve_const(planes, science, terms, shifts, hy, hx, out):
-    """:func:`_convolve` for one kernel for every pixel (``terms``: ``(nterms,)``): the
-    same float32 products and sums in the same order."""
-    nplanes, ny, nx = out.shape
-    tny, tnx = planes.shape[1:]
-    nterms = terms.shape[0]
-    zero = planes.dtype.type(0)
-    temp = np.empty((tny, tnx), dtype=planes.dtype)
-    acc = np.empty(nx, dtype=planes.dtype)
-    for p in range(nplanes):
-        for y in range(tny):
-            for x in range(tnx):
-                temp[y, x] = planes[p, y, x] if science[y, x] else zero
-        for y in range(ny):
-            acc[:] = zero
-            for t in range(nterms):
-                k = terms[t]
-                sy = hy + y + shifts[t, 0]
-                sx = hx + shifts[t, 1]
-                for x in range(nx):
-                    acc[x] = acc[x] + k * temp[sy, sx + x]
-            for x in range(nx):
-                out[p, y, x] = acc[x] if science[hy + y, hx + x] else planes[p, hy + y, hx + x]
-
