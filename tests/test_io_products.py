@@ -578,3 +578,20 @@ def test_open_product_fits(outdir, attrs):
     assert rback["data"].dims == ("integration", "group", "y", "x")
     for name, a in rarrays.items():
         np.testing.assert_array_equal(rback[name].values, a, err_msg=name)
+
+
+def test_updated_keyword_keeps_as_much_of_its_comment_as_fits():
+    """A keyword the input had, set to a longer value: its comment is cut to fit the card
+    (astropy would otherwise warn and truncate when writing)."""
+    header = fits.Header()
+    comment = "a long comment that filled the card with the short value it had before"
+    header["FILENAME"] = ("a.fits", comment)
+    long_name = "jw01234001001_01101_00001_nrca1_rateints.fits"
+    products._set(header, "FILENAME", long_name)
+    assert header["FILENAME"] == long_name
+    assert comment.startswith(header.comments["FILENAME"])
+    assert header.comments["FILENAME"]  # some of it still fits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        text = header.tostring()
+    assert len(text) % 80 == 0 and long_name in text

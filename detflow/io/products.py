@@ -418,14 +418,14 @@ def _header_from(header_like):
 
 
 def _set(header, key, value, comment=None):
-    """Set one keyword, keeping its position and comment when it exists."""
+    """Set one keyword, keeping its position and comment when it exists (the comment
+    cut to what fits on the card with the new value)."""
+    if comment is None and key in header:
+        comment = header.comments[key]
     card = _fits_card(key, value, comment or "")
     if card is None:
         return
-    if key in header:
-        header[key] = (card.value, comment if comment is not None else header.comments[key])
-    else:
-        header[key] = (card.value, comment or "")
+    header[key] = (card.value, card.comment)
 
 
 def _cal_step_status(value):
