@@ -122,10 +122,9 @@ def map_halo(func, *arrays, halo, boundary="none", trim=False, dtype, meta, extr
     layer = {}
     for idx in itertools.product(*(range(n) for n in first.numblocks)):
         by, bx = idx[-2], idx[-1]
-        sides = (hy if by > 0 else 0,
-                 hy if by < nby - 1 else 0,
-                 min(hx, int(xc[bx - 1])) if bx > 0 else 0,
-                 hx if bx < nbx - 1 else 0)
+        # every tile is at least the halo (merged above), so a neighbour gives it whole
+        sides = (hy if by > 0 else 0, hy if by < nby - 1 else 0,
+                 hx if bx > 0 else 0, hx if bx < nbx - 1 else 0)
         grids = []
         for a in arrays:
             base = _block_index(idx, a, nd)
@@ -134,9 +133,8 @@ def map_halo(func, *arrays, halo, boundary="none", trim=False, dtype, meta, extr
                 row = []
                 for dx in (-1, 0, 1):
                     ny_, nx_ = by + dy, bx + dx
-                    if 0 <= ny_ < nby and 0 <= nx_ < nbx and (dy == 0 or (
-                            sides[0] if dy < 0 else sides[1])) and (dx == 0 or (
-                            sides[2] if dx < 0 else sides[3])):
+                    wanted = (dy == 0 or hy) and (dx == 0 or hx)
+                    if wanted and 0 <= ny_ < nby and 0 <= nx_ < nbx:
                         row.append((a.name,) + base[:-2] + (ny_, nx_))
                     else:
                         row.append(None)
