@@ -24,7 +24,7 @@ from detflow.errors import InputFileError, ParameterError
 from detflow.io import fitsio
 from detflow.io.backend import DetflowBackendEntrypoint
 from detflow.io.chunks import default_chunks, resolve_chunks
-from detflow.io.exposure import STEP_KEYWORDS, open_exposure
+from detflow.io.exposure import STEP_KEYWORDS, open_exposure, open_exposure_lines
 
 # --------------------------------------------------------------------------
 # helpers
@@ -344,6 +344,40 @@ def test_full_frame_tiles_are_amplifier_strips(tmp_path):
     np.testing.assert_array_equal(block, sci[..., 1024:1536])
     path2 = write_fits(tmp_path / "ff2_uncal.fits", sci[:, :1], {"FASTAXIS": 2, "SLOWAXIS": 1})
     assert open_exposure(path2).data.chunks == ((1,), (1,), (512,) * 4, (2048,))
+
+
+def _read_boxes(arr):
+    """The boxes the read tasks of a dask array read from its file."""
+    return [task.args[1].value for key, task in dict(arr.__dask_graph__()).items()
+            if isinstance(key, tuple) and str(key[0]).startswith("detflow-read")]
+
+
+@pytest.mark.parametrize("dim", ["y", "x"])
+def test_open_exposure_lines_reads_only_the_lines(make_uncal, dim):
+    path, sci = make_uncal(shape=(2, 3, 32, 48))
+    ds = open_exposure(path, chunks={"y": (5, 27), "x": (20, 28)})
+    index = [0, 1, 2, 3, 17, 28, 29, 30, 31] if dim == "y" else [0, 1, 2, 3, 44, 45, 46, 47]
+    lines = open_exposure_lines(ds, dim, index)
+    assert lines.attrs == ds.attrs
+    for name in ("data", "groupdq", "pixeldq"):
+        np.testing.assert_array_equal(lines[name].values, ds[name].isel({dim: index}).values)
+        axis = lines[name].dims.index(dim)
+        for box in _read_boxes(lines[name].data):  # no task reads a line not asked for
+            assert set(range(box[axis].start, box[axis].stop)) <= set(index)
+    np.testing.assert_array_equal(lines[dim].values, ds[dim].values[index])
+
+
+def test_open_exposure_lines_only_for_the_file_as_opened(make_uncal, tmp_path):
+    path, sci = make_uncal(shape=(1, 2, 16, 16))
+    ds = open_exposure(path)
+    assert open_exposure_lines(ds, "y", [0, 1]) is not None
+    changed = ds.copy()
+    changed["data"] = changed["data"] + 1  # no longer the file's values
+    assert open_exposure_lines(changed, "y", [0, 1]) is None
+    assert open_exposure_lines(ds.compute(), "y", [0, 1]) is None  # in memory
+    assert open_exposure_lines(ds, "y", [16]) is None  # off the exposure
+    os.utime(path, ns=(1, 1))  # the file changed since it was opened
+    assert open_exposure_lines(ds, "y", [0, 1]) is None
 
 
 def test_default_chunks_sizes():

@@ -32,3 +32,39 @@ def test_dq_init_is_lazy_and_chunk_independent(sim_nircam_sub640):
                                             chunks={"y": 100, "x": 77}), overrides).compute()
     for name in ("pixeldq", "groupdq", "data"):
         np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_user_supplied_dq_file_matches_jwst(sim_nircam_sub640, tmp_path):
+    """``user_supplied_dq`` names a FITS file: jwst ORs its first image into the MASK."""
+    from astropy.io import fits
+    from jwst.dq_init import DQInitStep
+    from jwst_oracle import crds_environment, offline_crds
+
+    from detflow.errors import InputFileError, ParameterError
+
+    sim = sim_nircam_sub640
+    ds = open_exposure(sim.uncal, chunks={"y": 100, "x": 77})
+    rng = np.random.default_rng(3)
+    user = np.where(rng.random((ds.sizes["y"], ds.sizes["x"])) < 0.01, 1 | 2**10, 0)
+    user_file = tmp_path / "user_dq.fits"
+    fits.PrimaryHDU(user.astype(np.int32)).writeto(user_file)
+    mask = str(sim.refs["MASK"])
+    with crds_environment(offline_crds(tmp_path / "crds")):
+        theirs = DQInitStep.call(str(sim.uncal), override_mask=mask,
+                                 user_supplied_dq=str(user_file))
+    ours = apply_step("dq_init", ds, {"override_mask": mask,
+                                       "user_supplied_dq": str(user_file)}).compute()
+    try:
+        mask_only = apply_step("dq_init", ds, {"override_mask": mask}).compute()
+        assert not np.array_equal(ours["pixeldq"].values, mask_only["pixeldq"].values)
+        np.testing.assert_array_equal(ours["pixeldq"].values, theirs.pixeldq)
+        np.testing.assert_array_equal(ours["groupdq"].values, theirs.groupdq)
+    finally:
+        theirs.close()
+    fits.PrimaryHDU(user[:-1].astype(np.int32)).writeto(tmp_path / "small.fits")
+    with pytest.raises(ParameterError, match="small.fits"):
+        apply_step("dq_init", ds, {"override_mask": mask,
+                                   "user_supplied_dq": str(tmp_path / "small.fits")})
+    with pytest.raises(InputFileError, match="missing.fits"):
+        apply_step("dq_init", ds, {"override_mask": mask,
+                                   "user_supplied_dq": str(tmp_path / "missing.fits")})

@@ -368,3 +368,95 @@ def test_sigmaclip_is_scipys():
         got = sigmaclip(values, 3.0, 3.0)
         assert got.dtype == expected.dtype
         np.testing.assert_array_equal(got, expected)
+
+
+def _nir_overrides(sim):
+    from detflow.pipeline.order import NIR_STEPS
+
+    refs = {k.lower(): str(v) for k, v in sim.refs.items()}
+    return {spec.name: {f"override_{r}": refs.get(r, "N/A") for r in spec.reftypes}
+            for spec in NIR_STEPS}
+
+
+def _ancestors(graph, key):
+    deps = graph.get_all_dependencies()
+    seen, todo = set(), [key]
+    while todo:
+        for dep in deps[todo.pop()]:
+            if dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+@pytest.mark.parametrize("which,chunks", [
+    ("sim_nircam_tso", {"integration": 3, "x": (300, 700, 1048)}),
+    ("sim_nircam_full", {"x": (512, 512, 512, 512)}),
+])
+def test_refpix_reference_lines_read_apart(which, chunks, request, monkeypatch):
+    """In the pipeline, refpix's statistics come from the reference lines read and
+    calibrated on their own (not cut from the tiles): the same bits, and a tile's
+    correction depends on no other tile than the ones its halo steps need."""
+    from detflow.pipeline import builder
+
+    sim = request.getfixturevalue(which)
+    params = _nir_overrides(sim)
+    ds = open_exposure(sim.uncal, chunks=chunks)
+    taken = []
+    original = builder.reference_lines
+
+    def spy(*args, **kwargs):
+        taken.append(original(*args, **kwargs))
+        return taken[-1]
+
+    monkeypatch.setattr(builder, "reference_lines", spy)
+    apart = builder.build_detector1(ds, params, stop_after="refpix")["steps"]["refpix"]
+    assert taken and taken[0] is not None and set(taken[0]) == {"y", "x"}
+    monkeypatch.setattr(builder, "reference_lines", lambda *a, **k: None)
+    cut = builder.build_detector1(ds, params, stop_after="refpix")["steps"]["refpix"]
+
+    # tile (0, 0, 0, 0) of the corrected data reads only its own tile and its
+    # neighbour along x (saturation's and IPC's halo) from the exposure's tiles
+    data = apart["data"].transpose("integration", "group", "y", "x").data
+    graph = data.__dask_graph__()
+    tile_reads = ds["data"].data.name
+    needed = {k[1:] for k in _ancestors(graph, (data.name, 0, 0, 0, 0))
+              if isinstance(k, tuple) and k[0] == tile_reads}
+    assert needed == {(0, 0, 0, 0), (0, 0, 0, 1)}, needed
+    cut_graph = cut["data"].transpose("integration", "group", "y", "x").data
+    needed_cut = {k[1:] for k in _ancestors(cut_graph.__dask_graph__(),
+                                            (cut_graph.name, 0, 0, 0, 0))
+                  if isinstance(k, tuple) and k[0] == tile_reads}
+    assert len(needed_cut) > len(needed)  # cut from the tiles: it waits for all of them
+
+    a, b = dask.compute(apart, cut)
+    changed = a["data"].values != open_exposure(sim.uncal)["data"].values
+    assert changed.mean() > 0.5
+    for var in ("data", "zeroframe", "pixeldq", "groupdq"):
+        if var in a:
+            np.testing.assert_array_equal(a[var].values, b[var].values, err_msg=var)
+
+
+def test_refpix_reference_lines_fall_back_to_the_tiles(sim_nircam_tso, tmp_path):
+    """The lines are cut from the tiles when the exposure is not the file's own content,
+    or when a step before refpix is not declared pointwise on reference pixels."""
+    from detflow.pipeline import builder
+
+    params = _nir_overrides(sim_nircam_tso)
+    ds = open_exposure(sim_nircam_tso.uncal)
+    in_memory = ds.compute()
+    assert builder.reference_lines(ds, [("dq_init", params["dq_init"])], ds,
+                                   params["refpix"]) is not None
+    assert builder.reference_lines(in_memory, [], in_memory, params["refpix"]) is None
+    from astropy.io import fits
+
+    user = tmp_path / "user.fits"
+    fits.PrimaryHDU(np.zeros((ds.sizes["y"], ds.sizes["x"]), np.int32)).writeto(user)
+    with_user = {**params["dq_init"], "user_supplied_dq": str(user)}
+    assert builder.reference_lines(ds, [("dq_init", with_user)], ds, params["refpix"]) is None
+    assert builder.reference_lines(ds, [("charge_migration", {"skip": False})], ds,
+                                   params["refpix"]) is None
+    # and the pipeline's numbers do not depend on the way taken
+    a = builder.build_detector1(in_memory, params, stop_after="refpix")["steps"]["refpix"]
+    b = builder.build_detector1(ds, params, stop_after="refpix")["steps"]["refpix"]
+    np.testing.assert_array_equal(a["data"].values, b["data"].values)

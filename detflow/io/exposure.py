@@ -445,3 +445,80 @@ def open_exposure(path_or_url, chunks=None, storage_options=None):
         var_chunks = tuple(dim_chunks[d] for d in spec.dims)
         data_vars[spec.name] = (spec.dims, _dask_variable(spec, var_chunks))
     return xr.Dataset(data_vars, coords=layout.coords, attrs=layout.attrs)
+
+
+def _runs(index):
+    """Boundaries splitting ``0..max(index)`` so every contiguous run of the sorted
+    ``index`` is a chunk of its own: chunk sizes along an axis of length ``n``."""
+    bounds = {0}
+    for i in index:
+        if i - 1 not in index:
+            bounds.add(i)
+        if i + 1 not in index:
+            bounds.add(i + 1)
+    return bounds
+
+
+def open_exposure_lines(ds, dim, index):
+    """The lines ``index`` (positions along ``dim``, ``"y"`` or ``"x"``) of an exposure
+    opened by :func:`open_exposure`, with read tasks of their own.
+
+    Each task reads only its lines from the file, so what is computed from them neither
+    waits for nor holds the tiles of ``ds`` (refpix's statistics read only the reference
+    lines; :func:`detflow.steps.refpix.line_positions`).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The exposure, exactly as :func:`open_exposure` returned it (any chunks).
+    dim : str
+        ``"y"`` or ``"x"``.
+    index : sequence of int
+        Positions along ``dim``.
+
+    Returns
+    -------
+    xarray.Dataset or None
+        ``data``, ``groupdq`` and ``pixeldq`` of ``ds`` at those lines (same values,
+        coordinates and attrs); None when ``ds`` is not, variable for variable, the
+        file's current content (an exposure built in memory or changed since it was
+        opened, a file rewritten since, a remote file that cannot be opened again),
+        in which case the lines can only be cut from the tiles of ``ds``.
+    """
+    source = ds.attrs.get("source")
+    names = ("data", "groupdq", "pixeldq")
+    if not source or dim not in ("y", "x") or any(n not in ds for n in names):
+        return None
+    if any(not hasattr(ds[n].data, "dask") for n in names):
+        return None
+    try:
+        tiles = dict(ds.chunks)
+        same = open_exposure(source, chunks=tiles)
+    except Exception:  # the file moved, changed or cannot be reached: cut from the tiles
+        return None
+    if any(n not in same or same[n].data.name != ds[n].data.name for n in names):
+        return None
+    index = np.unique(np.asarray(index, dtype=np.int64))
+    n = ds.sizes[dim]
+    if index.size == 0 or index[0] < 0 or index[-1] >= n:
+        return None
+    bounds = sorted(_runs(set(index.tolist())) | {n})
+    chunks = dict(tiles)
+    chunks[dim] = tuple(np.diff(bounds).tolist())
+    lines = open_exposure(source, chunks=chunks)[list(names)].isel({dim: index})
+    for name in names:  # the graph of only the chunks the lines are in
+        lines[name] = lines[name].copy(data=_culled(lines[name].data))
+    lines.attrs = dict(ds.attrs)
+    return lines
+
+
+def _culled(arr):
+    """``arr`` with a graph of only the tasks its own chunks need."""
+    import dask.array as da
+    from dask.core import flatten
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.optimization import cull
+
+    tasks, _ = cull(dict(arr.__dask_graph__()), list(flatten(arr.__dask_keys__())))
+    graph = HighLevelGraph.from_collections(arr.name, tasks, dependencies=())
+    return da.Array(graph, arr.name, arr.chunks, meta=arr._meta)

@@ -538,7 +538,11 @@ def _table_hdus(attrs, names, path):
         if columns:
             array = _table_array(name, columns, path)
             if array is not None:
-                hdus.append(fits.BinTableHDU(data=array, name=name.upper()))
+                # the same HDU as BinTableHDU(data=array), whose constructor imports
+                # astropy.table (~0.2 s) only to check whether the data are a Table
+                hdu = fits.BinTableHDU(name=name.upper())
+                hdu.data = array
+                hdus.append(hdu)
     return hdus
 
 

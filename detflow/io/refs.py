@@ -1187,3 +1187,26 @@ def resolve_references(
             storage_options=storage_options,
         )
     return out
+
+
+def read_user_dq(path):
+    """The DQ array of a user's ``dq_init.user_supplied_dq`` file, read as jwst reads it
+    (``astropy.io.fits.getdata``: the first HDU with data).
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, not FITS, or holds no image.
+    """
+    from astropy.io import fits
+
+    try:
+        data = fits.getdata(os.fspath(path))
+    except FileNotFoundError:
+        raise InputFileError(str(path), "user_supplied_dq file not found") from None
+    except (OSError, IndexError, TypeError, ValueError) as exc:
+        raise InputFileError(str(path), f"cannot read a DQ image from it: {exc}") from None
+    array = np.asarray(data)
+    if array.dtype.kind not in "iub":
+        raise InputFileError(str(path), f"its data are {array.dtype}, not an integer DQ array")
+    return array

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import dask
 
+from detflow.errors import ParameterError
 from detflow.io.refs import open_reference, resolve_reference, select_region
 from detflow.pipeline.order import steps_for
 from detflow.steps import StepDef, get_step, is_implemented, skipped
@@ -40,17 +41,30 @@ def open_step_references(step, ds, params, refs_dir=None):
     return refs, names
 
 
-def apply_step(name, ds, params=None, refs_dir=None):
+def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None):
     """Apply one step (by jwst alias) to an exposure Dataset, lazily.
 
     ``params`` are the step's jwst parameters (``skip``, ``override_<reftype>``, ...);
-    unknown names raise :class:`~detflow.errors.ParameterError`.
+    unknown names raise :class:`~detflow.errors.ParameterError`. ``inputs`` are more
+    entries for the step's ``refs`` (refpix's ``reference_lines``).
     """
     step = get_step(name)
     params = step.check_params(params)
     if params["skip"]:
         return skipped(ds, step)
     refs, names = open_step_references(step, ds, params, refs_dir)
+    refs.update(inputs or {})
+    if name == "dq_init" and isinstance(params.get("user_supplied_dq"), (str, Path)):
+        from detflow.io.refs import read_user_dq
+
+        path = params["user_supplied_dq"]
+        user = read_user_dq(path)
+        if user.shape != (ds.sizes["y"], ds.sizes["x"]):
+            raise ParameterError(
+                f"dq_init.user_supplied_dq: {path} holds a {user.shape} array, but the "
+                f"exposure is {(ds.sizes['y'], ds.sizes['x'])} (jwst requires its shape)")
+        params = {**params, "user_supplied_dq": user}
+        names["user_supplied_dq"] = Path(str(path)).name
     if name == "persistence":
         _open_persistence_input(refs, names, ds, params)
     # detflow's rechunks are small (reference lines, per-step tile shapes): Dask's task
@@ -74,6 +88,51 @@ def _open_persistence_input(refs, names, ds, params):
         return
     refs["persistence_array"] = open_persistence_array(path, ds, int(ptime))
     names["persistence_array_file"] = str(path)
+
+
+def reference_lines(raw, applied, ds, params, refs_dir=None):
+    """refpix's reference lines computed from the file on their own (see
+    :func:`detflow.steps.refpix.line_positions`), or None to cut them from the tiles.
+
+    ``raw`` is the exposure as opened from its file, ``applied`` the ``(name, params)``
+    of the steps that made ``ds`` from it. Each line set is read from the file by tasks
+    of its own and taken through those steps -- possible when every one of them acts on
+    the reference pixels' ``data`` and ``pixeldq`` pixel by pixel (``"pointwise"``: the
+    step on the lines alone gives their values) or leaves them unchanged
+    (``"unchanged"``); see :attr:`detflow.steps.StepDef.reference_pixels`.
+    """
+    from detflow.io.exposure import open_exposure_lines
+    from detflow.steps import refpix
+
+    positions = refpix.line_positions(ds, params)
+    if positions is None:
+        return None
+    chain = []
+    for name, step_params in applied:
+        step = get_step(name)
+        checked = step.check_params(step_params)
+        if checked["skip"]:
+            continue
+        if step.reference_pixels == "unchanged":
+            continue
+        if step.reference_pixels != "pointwise" or _has_user_arrays(name, checked):
+            return None
+        chain.append((name, step_params))
+    out = {}
+    for axis, index in positions.items():
+        sub = open_exposure_lines(raw, axis, index)
+        if sub is None:
+            return None
+        for name, step_params in chain:
+            sub = apply_step(name, sub, step_params, refs_dir)
+        out[axis] = sub
+    return out
+
+
+def _has_user_arrays(name, params):
+    """Whether a step's parameters carry arrays in the exposure's shape (which the lines
+    would have to be cut from)."""
+    return name == "dq_init" and params.get("user_supplied_dq") is not None
 
 
 def dark_output(ds, params=None, refs_dir=None):
@@ -141,6 +200,7 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
     step_params = step_params or {}
     result = {"steps": {}, "ramp": None, "rate": None, "rateints": None, "fitopt": None,
               "dark_output": None}
+    raw, applied = ds, []
     for spec in steps_for(ds.attrs.get("instrument")):
         params = dict(step_params.get(spec.name, {}))
         skip = params.get("skip", spec.skip_default)
@@ -162,7 +222,12 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
         else:
             if spec.name == "dark_current" and params.get("dark_output"):
                 result["dark_output"] = dark_output(ds, params, refs_dir)
-            ds = apply_step(spec.name, ds, params, refs_dir)
+            inputs = None
+            if spec.name == "refpix" and not skip:
+                lines = reference_lines(raw, applied, ds, params, refs_dir)
+                inputs = None if lines is None else {"reference_lines": lines}
+            ds = apply_step(spec.name, ds, params, refs_dir, inputs=inputs)
+            applied.append((spec.name, params))
             result["steps"][spec.name] = ds
         if spec.name == stop_after:
             break

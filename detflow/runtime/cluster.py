@@ -9,6 +9,17 @@ import contextlib
 LOCAL_SCHEDULERS = ("threads", "synchronous", "processes")
 
 
+def _local_get(name):
+    """The ``get`` function of one of Dask's single-machine schedulers."""
+    if name == "threads":
+        from dask.threaded import get
+    elif name == "processes":
+        from dask.multiprocessing import get
+    else:
+        from dask.local import get_sync as get
+    return get
+
+
 @contextlib.contextmanager
 def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_limit=None,
                 processes=False):
@@ -35,10 +46,17 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
     ------
     distributed.Client or None
     """
+    from detflow.runtime.memory import return_freed_memory, worker_environment
+
     if scheduler in LOCAL_SCHEDULERS:
         import dask
 
-        kwargs = {"scheduler": scheduler}
+        if scheduler != "processes":
+            return_freed_memory()
+
+        # the scheduler function itself, not its name: given a name, Dask imports
+        # distributed at every compute to look for a client (~0.1 s and ~12 MiB)
+        kwargs = {"scheduler": _local_get(scheduler)}
         if threads_per_worker or n_workers:
             kwargs["num_workers"] = (threads_per_worker or 1) * (n_workers or 1)
         with dask.config.set(kwargs):
@@ -54,6 +72,11 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
         finally:
             client.close()
         return
+    if processes:
+        environ = worker_environment()
+    else:
+        return_freed_memory()  # the workers are threads of this process
+        environ = {}
     kwargs = {"processes": processes, "dashboard_address": ":0"}
     if n_workers is not None:
         kwargs["n_workers"] = n_workers
@@ -61,5 +84,8 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
         kwargs["threads_per_worker"] = threads_per_worker
     if memory_limit is not None:
         kwargs["memory_limit"] = memory_limit
-    with LocalCluster(**kwargs) as cluster, Client(cluster) as client:
+    import dask
+
+    spawn = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in environ.items()}
+    with dask.config.set(spawn), LocalCluster(**kwargs) as cluster, Client(cluster) as client:
         yield client

@@ -110,6 +110,13 @@ class StepDef:
     halo: int = 0  # neighbour pixels the step needs at default parameters (map_overlap)
     whole_groups: bool = False  # the step needs all groups of a pixel in one chunk
     whole_integrations: bool = False  # ... and all integrations (sigma-clip regimes)
+    #: What the step does to the ``data`` and ``pixeldq`` of the detector's reference
+    #: pixels: ``"pointwise"`` (each pixel from its own values and the reference files'
+    #: values there, so the step applied to a few lines alone gives their exact values),
+    #: ``"unchanged"`` (left as they are), ``""`` (not declared: neighbours or global
+    #: statistics may be involved). The graph builder uses it to compute refpix's
+    #: reference lines apart from the tiles (:func:`detflow.pipeline.builder.reference_lines`).
+    reference_pixels: str = ""
 
     def defaults(self):
         """Every parameter (generic, reference overrides, step-specific) with its default."""

@@ -20,7 +20,11 @@ def apply(ds, refs, params):
     """
     mask = refs["mask"]["dq"].astype(np.uint32)
     user = params.get("user_supplied_dq")
-    if user is not None and not isinstance(user, str):
+    if isinstance(user, str):
+        raise ParameterError(
+            f"user_supplied_dq={user!r}: the step takes the array; the pipeline layer reads "
+            "the file (detflow.pipeline.builder.apply_step)")
+    if user is not None:
         user = xr.DataArray(np.asarray(user), dims=("y", "x")) if not isinstance(
             user, xr.DataArray) else user
         if user.shape != mask.shape:
@@ -43,5 +47,6 @@ STEP = StepDef(
     cal_step="dq_init",
     reftypes=("mask",),
     params={"user_supplied_dq": Param("string", None, "FITS user-supplied DQ file")},
+    reference_pixels="pointwise",
     apply=apply,
 )

@@ -56,5 +56,6 @@ STEP = StepDef(
     cal_step="group_scale",
     reftypes=(),
     params={},
+    reference_pixels="pointwise",
     apply=apply,
 )

@@ -77,6 +77,7 @@ STEP = StepDef(
     cal_step="ipc",
     reftypes=("ipc",),
     params={},
+    reference_pixels="unchanged",
     apply=apply,
     optional_refs=("ipc",),
     halo=1,

@@ -12,7 +12,12 @@ Chunk contract: a small global reduction, then a blockwise apply.
    :func:`~detflow.kernels.refpix.subarray_block_stats` compute what jwst subtracts: a
    value per detector column (top/bottom, per amplifier and column parity) and one per
    detector row (side). The values go through the same NumPy/SciPy calls, in the same
-   order and dtype, as in jwst.
+   order and dtype, as in jwst. In the pipeline the lines come from a small graph of
+   their own: the graph builder reads them from the file and takes them through the
+   steps before refpix (:func:`line_positions`, ``refs["reference_lines"]``), so each
+   tile is corrected as soon as it is ready, instead of every tile of an integration
+   waiting in memory for statistics that need all of them. Cut from the tiles
+   otherwise (an exposure built in memory, an undeclared step before refpix).
 2. Apply. Each data tile gets ``x - column value - row value`` with jwst's rounding
    (:func:`~detflow.kernels.refpix.apply_correction`); no halo, any chunking, bit-identical.
 
@@ -104,24 +109,45 @@ def _lines(arr, axis, idx):
     return out.rechunk({out.ndim - 2: -1, out.ndim - 1: -1})
 
 
-def _stats_fullframe(arr, pdq, geo, regime, params):
+def _fullframe_positions(geo, use_side):
+    """DMS axis -> positions of the lines the full-frame statistics read (reference rows
+    along the detector-row axis; side columns too with the side correction)."""
+    out = {}
+    ir = geo.positions(geo.row_axis, k.REF_ROWS)
+    if len(ir):
+        out[geo.row_axis] = ir
+    ic = geo.positions(geo.col_axis, k.SIDE_COLS) if use_side else ()
+    if len(ic):
+        out[geo.col_axis] = ic
+    return out
+
+
+def _line_arrays(axis, idx, arr, pdq, lines):
+    """The data and pixeldq lines ``idx`` along ``axis``: cut from the tiles, or taken
+    from ``lines[axis]`` (a Dataset of just those lines, computed on its own)."""
+    if lines is None:
+        return _lines(arr, axis, idx), _lines(pdq, axis, idx)
+    sub = as_float32(lines[axis])
+    data = sub["data"].transpose("integration", "group", "y", "x").data
+    dq = sub["pixeldq"].transpose("y", "x").data.astype(np.uint32)
+    every = np.arange(len(idx))
+    return _lines(data, axis, every), _lines(dq, axis, every)
+
+
+def _stats_fullframe(arr, pdq, geo, regime, params, lines=None):
     """Lazy ``(ni, ng, 2, 2048)`` float64: top/bottom per detector column, side per row."""
     use_side = bool(params["use_side_ref_pixels"])
-    ir = geo.positions(geo.row_axis, k.REF_ROWS)
-    geometry = {"row_pos": geo.det[geo.row_axis][ir], "row_along": geo.det[geo.col_axis],
+    pos = _fullframe_positions(geo, use_side)
+    geometry = {"row_pos": (), "row_along": geo.det[geo.col_axis],
                 "side_pos": (), "side_along": geo.det[geo.row_axis]}
     args = []
-    if len(ir):
-        args += [_lines(arr, geo.row_axis, ir), "igab", _lines(pdq, geo.row_axis, ir), "ab"]
-    else:
-        args += [None, None, None, None]
-    if use_side:
-        ic = geo.positions(geo.col_axis, k.SIDE_COLS)
-        geometry["side_pos"] = geo.det[geo.col_axis][ic]
-    if use_side and len(ic):
-        args += [_lines(arr, geo.col_axis, ic), "igcd", _lines(pdq, geo.col_axis, ic), "cd"]
-    else:
-        args += [None, None, None, None]
+    for axis, key, ind in ((geo.row_axis, "row_pos", "ab"), (geo.col_axis, "side_pos", "cd")):
+        if axis in pos:
+            geometry[key] = geo.det[axis][pos[axis]]
+            data, dq = _line_arrays(axis, pos[axis], arr, pdq, lines)
+            args += [data, "ig" + ind, dq, ind]
+        else:
+            args += [None, None, None, None]
     return da.blockwise(
         k.fullframe_block_stats, "igst", *args, regime, "ig",
         new_axes={"s": 2, "t": k.NFULL}, dtype=np.float64, concatenate=True,
@@ -185,11 +211,11 @@ def _stats_subarray(arr, pdq, geo, regime, ds, params):
     )
 
 
-def _correct(arr, pdq, geo, regime64, ds, params, fullframe):
+def _correct(arr, pdq, geo, regime64, ds, params, fullframe, lines=None):
     """Lazy corrected ``(ni, ng, ny, nx)`` float32 from ``arr`` (same shape and chunks)."""
     regime = da.from_array(regime64, chunks=(arr.chunks[0], arr.chunks[1]))
     if fullframe:
-        stats = _stats_fullframe(arr, pdq, geo, regime, params)
+        stats = _stats_fullframe(arr, pdq, geo, regime, params, lines)
         use_side = bool(params["use_side_ref_pixels"])
     else:
         stats = _stats_subarray(arr, pdq, geo, regime, ds, params)
@@ -207,17 +233,52 @@ def _correct(arr, pdq, geo, regime64, ds, params, fullframe):
     )
 
 
+def _is_fullframe(ds):
+    """Whether jwst treats the exposure as full frame (full frame, or a 4-output subarray
+    embedded in one)."""
+    ny, nx = ds.sizes["y"], ds.sizes["x"]
+    return (ny >= k.NFULL and nx >= k.NFULL) or ds.attrs.get("noutputs") == 4
+
+
+def line_positions(ds, params):
+    """Where the statistics of :func:`apply` read ``data`` and ``pixeldq``, when they can
+    be given to it as ``refs["reference_lines"]``.
+
+    Returns
+    -------
+    dict or None
+        DMS dimension (``"y"``/``"x"``) -> positions along it, for a full-frame (or
+        4-output) exposure the step corrects; None otherwise (the step skips, fails, or
+        reads a one-output subarray's lines from its tiles).
+
+    ``refs["reference_lines"]`` then maps each dimension to ``ds`` restricted to those
+    positions (``data`` and ``pixeldq`` as they would be in ``ds``), computed by a
+    separate, small part of the graph: the statistics then need no tile of ``ds``, so
+    each tile is corrected as soon as it is ready instead of every tile of the exposure
+    waiting in memory for the statistics (the same numbers, either way).
+    """
+    params = STEP.check_params(params)
+    try:
+        if _check_supported(ds, params) or not _subarray_fits(ds):
+            return None
+    except DetflowError:
+        return None
+    if not _is_fullframe(ds) or "fastaxis" not in ds.attrs or "slowaxis" not in ds.attrs:
+        return None
+    return _fullframe_positions(_Geometry(ds), bool(params["use_side_ref_pixels"])) or None
+
+
 def apply(ds, refs, params):
     """Lazy reference-pixel correction of ``data`` ``(nints, ngroups, ny, nx)`` and
     ``zeroframe`` ``(nints, ny, nx)``; ``refs`` (refpix, sirskernel) are unused by the
-    median algorithm."""
+    median algorithm. ``refs["reference_lines"]``, when given, holds the reference lines
+    of ``data`` and ``pixeldq`` computed on their own (:func:`line_positions`)."""
     if _check_supported(ds, params):
         return skipped(as_float32(ds), STEP)
     if not _subarray_fits(ds):
         return skipped(as_float32(ds), STEP, "subarray does not fit in the full frame")
-    ny, nx = ds.sizes["y"], ds.sizes["x"]
-    is_subarray = ny < k.NFULL or nx < k.NFULL
-    fullframe = not is_subarray or ds.attrs.get("noutputs") == 4
+    fullframe = _is_fullframe(ds)
+    lines = refs.get("reference_lines") if fullframe else None
     use_side = bool(params["use_side_ref_pixels"])
     length = int(params["side_smoothing_length"])
     if fullframe and use_side and not 2 <= length <= 2 * k.NFULL - 1:
@@ -233,7 +294,20 @@ def apply(ds, refs, params):
     # jwst works in float64 after its first side correction (kernel module docstring)
     regime64 = np.full((nints, ngroups), fullframe and use_side)
     regime64[0, 0] = False
-    corrected = _correct(data.data, pdq, geo, regime64, ds, params, fullframe)
+    if lines is not None:
+        want = _fullframe_positions(geo, use_side)
+        if set(lines) != set(want):
+            raise DetflowError(f"refpix: reference_lines along {sorted(lines)}, but the "
+                               f"statistics read lines along {sorted(want)}")
+        for axis, sub in lines.items():
+            other = "x" if axis == "y" else "y"
+            if not (np.array_equal(sub[axis].values, ds[axis].values[want[axis]])
+                    and np.array_equal(sub[other].values, ds[other].values)
+                    and sub.sizes["integration"] == ds.sizes["integration"]
+                    and sub.sizes["group"] == ds.sizes["group"]):
+                raise DetflowError(f"refpix: reference_lines along {axis} are not the "
+                                   "lines the statistics read")
+    corrected = _correct(data.data, pdq, geo, regime64, ds, params, fullframe, lines)
     out["data"] = (data.dims, corrected)
     if "zeroframe" in out and bool(ds.attrs.get("zeroframe", True)):
         zf = out["zeroframe"].transpose("integration", "y", "x")

@@ -111,6 +111,7 @@ STEP = StepDef(
         "use_readpatt": Param("boolean", True,
                               "Use grouped read pattern information to assist with flagging"),
     },
+    reference_pixels="pointwise",
     apply=apply,
     optional_refs=("superbias",),
     halo=2,

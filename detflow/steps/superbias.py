@@ -54,5 +54,6 @@ STEP = StepDef(
     cal_step="superbias",
     reftypes=("superbias",),
     params={},
+    reference_pixels="pointwise",
     apply=apply,
 )
