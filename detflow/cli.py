@@ -95,6 +95,14 @@ def _build_parser():
                           "options, else a local cluster")
     run.add_argument("--dashboard", action="store_true",
                      help="start a local Dask cluster, with its dashboard, even for one input")
+    run.add_argument("--memory-limit", default=None,
+                     help="memory limit per local-cluster worker, e.g. 4GiB (Dask spills "
+                          "and pauses a worker near it)")
+    run.add_argument("--max-in-flight", type=int, default=None,
+                     help="exposures in the cluster at once (default: its threads, at "
+                          "least 2); the next is built and submitted as one finishes")
+    run.add_argument("--overwrite", action="store_true",
+                     help="redo exposures whose products exist (default: skip them)")
     return parser
 
 
@@ -248,20 +256,89 @@ def _cmd_run(args, extra):
     for step, values in parse_step_args(step_words).items():
         step_params.setdefault(step, {}).update(values)
 
+    from detflow.program import expand_inputs
+
+    inputs = expand_inputs(inputs)
     if args.dry_run:
         return _dry_run(inputs, pars, step_params, args.refs)
+    if pars["step"]:
+        return _run_step_file(inputs, pars, step_params, args)
+    return _run_program(inputs, pars, step_params, args)
 
+
+def _print_outcome(outcome):
+    from detflow.program import DONE, SKIPPED
+
+    name = Path(outcome.exposure).name
+    if outcome.status == DONE:
+        for item in outcome.written:
+            print(f"  wrote {item}")
+        print(f"{name}: done in {outcome.seconds:.1f} s")
+    elif outcome.status == SKIPPED:
+        print(f"{name}: skipped (its products exist; --overwrite redoes it)")
+    else:
+        print(f"{name}: {outcome.status}: {outcome.error}", file=sys.stderr)
+
+
+def _print_summary(outcomes):
+    from detflow.program import summary_rows
+
+    rows = [("exposure", "status", "time", "error")] + summary_rows(outcomes)
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    print()
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:3], widths, strict=True)) + "  " + r[3])
+    counts = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    print(", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+def _run_program(inputs, pars, step_params, args):
+    """Run the pipeline over every input (one exposure or a program); returns the exit
+    status: 0, 1 when an exposure failed, 130 on Ctrl-C."""
+    from detflow.interfaces import Detector1Pipeline
+    from detflow.program import FAILED, run_program
     from detflow.runtime.cluster import dask_client
+
+    own = {k: v for k, v in pars["parameters"].items()}
+    pipe = Detector1Pipeline(steps=step_params, refs_dir=args.refs, **own)
+    pipe.output_dir = str(Path(args.output_dir or "."))
+    pipe.save_results = True
 
     t_start = time.perf_counter()
     scheduler = choose_scheduler(args, len(inputs))
     with dask_client(scheduler, args.n_workers, args.threads_per_worker,
-                     processes=args.processes) as client:
+                     memory_limit=args.memory_limit, processes=args.processes) as client:
         if client is not None:
             print(f"dask dashboard: {client.dashboard_link}")
         else:
             print(f"dask scheduler: {scheduler} (no cluster, no dashboard; "
                   "--dashboard starts a local cluster)")
+        try:
+            outcomes = run_program(
+                inputs, pipe.plan, products=pipe.product_paths, client=client,
+                max_in_flight=args.max_in_flight, overwrite=args.overwrite,
+                on_event=_print_outcome)
+        except KeyboardInterrupt as exc:
+            _print_summary(getattr(exc, "outcomes", []))
+            raise
+    if len(outcomes) > 1 or any(o.status == FAILED for o in outcomes):
+        _print_summary(outcomes)
+    print(f"total {time.perf_counter() - t_start:.1f} s")
+    return 1 if any(o.status == FAILED for o in outcomes) else 0
+
+
+def _run_step_file(inputs, pars, step_params, args):
+    """A single-step parameter file: that step alone on each input."""
+    from detflow.runtime.cluster import dask_client
+
+    t_start = time.perf_counter()
+    scheduler = choose_scheduler(args, len(inputs))
+    with dask_client(scheduler, args.n_workers, args.threads_per_worker,
+                     memory_limit=args.memory_limit, processes=args.processes) as client:
+        if client is not None:
+            print(f"dask dashboard: {client.dashboard_link}")
         for path in inputs:
             t0 = time.perf_counter()
             written = _run_one(path, pars, step_params, args)
@@ -273,35 +350,23 @@ def _cmd_run(args, extra):
 
 
 def _run_one(path, pars, step_params, args):
-    """Run the pipeline (or the single step of a step parameter file) on one input.
-
-    Returns the paths written.
-    """
-    from detflow.interfaces import STEP_CLASS_BY_NAME, Detector1Pipeline
+    """Run the single step of a step parameter file on one input; returns the paths
+    written."""
+    from detflow.interfaces import STEP_CLASS_BY_NAME
     from detflow.io.exposure import open_exposure
     from detflow.io.products import product_path
 
     outdir = Path(args.output_dir or ".")
     ds = open_exposure(path)
-    if pars["step"]:
-        alias = pars["step"]
-        step = STEP_CLASS_BY_NAME[alias](
-            refs_dir=args.refs, **{"skip": False, **step_params.get(alias, {})}
-        )
-        step.output_dir = str(outdir)
-        step.save_results = True
-        step.run(ds)
-        suffixes = ("rate", "rateints") if alias == "ramp_fit" else (step.suffix or alias,)
-        return [product_path(path, outdir, sfx) for sfx in suffixes]
-    own = {k: v for k, v in pars["parameters"].items()}
-    pipe = Detector1Pipeline(steps=step_params, refs_dir=args.refs, **own)
-    pipe.output_dir = str(outdir)
-    pipe.save_results = True
-    pipe.run(ds)
-    written = [product_path(path, outdir, "rate"), product_path(path, outdir, "rateints")]
-    if pipe.save_calibrated_ramp:
-        written.append(product_path(path, outdir, "ramp"))
-    return [p for p in written if Path(p).exists()]
+    alias = pars["step"]
+    step = STEP_CLASS_BY_NAME[alias](
+        refs_dir=args.refs, **{"skip": False, **step_params.get(alias, {})}
+    )
+    step.output_dir = str(outdir)
+    step.save_results = True
+    step.run(ds)
+    suffixes = ("rate", "rateints") if alias == "ramp_fit" else (step.suffix or alias,)
+    return [product_path(path, outdir, sfx) for sfx in suffixes]
 
 
 def _dry_run(inputs, pars, step_params, refs_dir):

@@ -263,6 +263,15 @@ class Detector1Pipeline:
         step whose ``save_results`` is set, and ``<root>_fitopt.fits`` with
         ``ramp_fit.save_opt``, into ``output_dir``.
         """
+        written = compute_and_write(self.plan(data))
+        computed = {kind: ds_ for kind, ds_, _ in written}
+        if "rate" in computed:
+            return computed["rate"]
+        return self.build(data)["rate"]
+
+    def plan(self, data):
+        """What :meth:`run` writes, lazily: ``[(kind, Dataset, path)]`` as
+        :func:`detflow.runtime.execute.compute_and_write` takes them (nothing computed)."""
         ds = _as_dataset(data)
         built = build_detector1(ds, self.step_params(), self.refs_dir)
         outdir = Path(self.output_dir or ".")
@@ -289,9 +298,25 @@ class Detector1Pipeline:
         if built["dark_output"] is not None:
             path = dark_output_path(self.dark_current.dark_output, self.output_dir)
             items.append(("dark", built["dark_output"], path))
-        written = compute_and_write(items)
-        computed = {kind: ds_ for kind, ds_, _ in written}
-        return computed.get("rate", built["rate"])
+        return items
+
+    def product_paths(self, source):
+        """The exposure products :meth:`run` writes for the input ``source`` (path or
+        URL): per-step results, calibrated ramp, rate, rateints, fitopt -- what makes an
+        exposure complete when a program is run again (shared outputs, the
+        dark_output and persistence files, are not counted)."""
+        outdir = Path(self.output_dir or ".")
+        base = self.output_file or source
+        paths = [product_path(base, outdir, getattr(self, alias).suffix or alias)
+                 for alias in self.step_defs if getattr(self, alias).save_results
+                 and alias not in ("ramp_fit", "gain_scale")]
+        if self.save_calibrated_ramp:
+            paths.append(product_path(base, outdir, "ramp"))
+        if self.save_results:
+            paths += [product_path(base, outdir, kind) for kind in ("rate", "rateints")]
+        if getattr(self.ramp_fit, "save_opt", False):
+            paths.append(product_path(base, outdir, "fitopt"))
+        return paths
 
     @classmethod
     def call(cls, data, config_file=None, steps=None, **params):

@@ -53,8 +53,15 @@ def compute_and_write(items):
     if not items:
         return []
     computed = dask.compute(*[ds for _, ds, _ in items])
+    return write_computed([(k, p) for k, _, p in items], computed)
+
+
+def write_computed(targets, datasets):
+    """Write computed products: ``targets`` ``[(kind, path)]``, ``datasets`` in the same
+    order; returns ``[(kind, Dataset or None, Path or None)]`` (see
+    :func:`compute_and_write`)."""
     out = []
-    for (kind, _, path), ds in zip(items, computed, strict=True):
+    for (kind, path), ds in zip(targets, datasets, strict=True):
         if NO_PRODUCT in ds.variables:
             if bool(ds[NO_PRODUCT]):
                 out.append((kind, None, None))
@@ -66,3 +73,21 @@ def compute_and_write(items):
         written = WRITERS[kind](ds, path)
         out.append((kind, ds, written))
     return out
+
+
+def _write_on_worker(targets, datasets):
+    return [(kind, None if path is None else str(path))
+            for kind, _, path in write_computed(targets, datasets)]
+
+
+def write_task(items, name="write"):
+    """One lazy task that computes ``items`` (as :func:`compute_and_write` takes them)
+    and writes them where it runs -- on a worker of a cluster, so no product passes
+    through the client. Its result is the small list ``[(kind, path or None)]``."""
+    items = [(k, ds, p) for k, ds, p in items if ds is not None]
+    targets = [(k, p) for k, _, p in items]
+    from dask.base import tokenize
+
+    datasets = [ds for _, ds, _ in items]
+    key = f"{name}-{tokenize(targets, *datasets)}"
+    return dask.delayed(_write_on_worker, pure=True)(targets, datasets, dask_key_name=key)

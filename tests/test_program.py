@@ -1,0 +1,156 @@
+"""Programs: many exposures through one scheduler, failures isolated, resumable."""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from detflow import cli
+from detflow.errors import InputFileError
+from detflow.program import CANCELLED, DONE, FAILED, SKIPPED, expand_inputs, run_program
+
+
+def test_expand_inputs_files_globs_folders(tmp_path):
+    a = tmp_path / "jw1_uncal.fits"
+    b = tmp_path / "jw2_ramp.fits"
+    c = tmp_path / "notes.txt"
+    for p in (a, b, c):
+        p.write_bytes(b"x")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    d = sub / "jw3_uncal.fits"
+    d.write_bytes(b"x")
+    got = expand_inputs([str(b), str(tmp_path / "*_uncal.fits"), str(sub), str(a),
+                         "https://example.org/jw4_uncal.fits"])
+    assert got == [str(b), str(a), str(d), "https://example.org/jw4_uncal.fits"]
+    assert expand_inputs([tmp_path]) == [str(a), str(b)]  # a folder: exposures only
+    with pytest.raises(InputFileError, match="matches no file"):
+        expand_inputs([str(tmp_path / "*_rate.fits")])
+    with pytest.raises(InputFileError, match="file not found"):
+        expand_inputs([str(tmp_path / "missing_uncal.fits")])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputFileError, match="no \\*_uncal.fits"):
+        expand_inputs([str(empty)])
+
+
+def _program(sim, tmp_path, n=3, truncated=True):
+    """``n`` copies of a simulated exposure under their own names, and a truncated one."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    paths = []
+    for i in range(1, n + 1):
+        p = folder / f"jw01234001001_01101_0000{i}_nrca1_uncal.fits"
+        shutil.copy(sim.uncal, p)
+        paths.append(p)
+    if truncated:
+        bad = folder / "jw01234001001_01101_00009_nrca1_uncal.fits"
+        bad.write_bytes(Path(sim.uncal).read_bytes()[:200_000])
+        paths.append(bad)
+    return folder, paths
+
+
+def _overrides(sim):
+    return [f"--steps.{step}.override_{rt.lower()}={path}"
+            for step, rt, path in _step_refs(sim)]
+
+
+def _step_refs(sim):
+    from detflow.pipeline.order import NIR_STEPS
+
+    refs = {k.lower(): str(v) for k, v in sim.refs.items()}
+    return [(spec.name, r, refs.get(r, "N/A")) for spec in NIR_STEPS for r in spec.reftypes]
+
+
+def _products(outdir, root):
+    from astropy.io import fits
+
+    out = {}
+    for kind in ("rate", "rateints"):
+        with fits.open(outdir / f"{root}_{kind}.fits") as hdul:
+            out[kind] = {h.name: np.array(h.data) for h in hdul
+                         if h.data is not None and h.is_image}
+    return out
+
+
+def test_program_on_a_local_cluster_isolates_failures_and_resumes(
+        sim_nircam_sub640, tmp_path, capsys):
+    sim = sim_nircam_sub640
+    folder, paths = _program(sim, tmp_path)
+    ref = tmp_path / "single"
+    assert cli.main(["run", str(sim.uncal), "--output_dir", str(ref)] + _overrides(sim)) == 0
+    out = tmp_path / "out"
+    args = ["run", str(folder), "--output_dir", str(out), "--n-workers", "2",
+            "--threads-per-worker", "1", "--max-in-flight", "2"] + _overrides(sim)
+    capsys.readouterr()
+    assert cli.main(args) == 1  # one exposure failed
+    text = capsys.readouterr()
+    assert "3 done, 1 failed" in text.out
+    assert "truncated" in text.out and "00009" in text.out
+    expected = _products(ref, sim.uncal.name.replace("_uncal.fits", ""))
+    for p in paths[:3]:
+        got = _products(out, p.name.replace("_uncal.fits", ""))
+        for kind in expected:
+            for name, arr in expected[kind].items():
+                np.testing.assert_array_equal(got[kind][name], arr, err_msg=f"{p} {name}")
+    assert not list(out.glob(".*part"))  # no temporary file left
+    assert not list(out.glob("*00009*"))
+
+    # again: the complete exposures are skipped, the failed one is tried again
+    stamp = os.stat(out / "jw01234001001_01101_00001_nrca1_rate.fits").st_mtime_ns
+    assert cli.main(args) == 1
+    text = capsys.readouterr().out
+    assert "3 skipped, 1 failed" in text
+    assert os.stat(out / "jw01234001001_01101_00001_nrca1_rate.fits").st_mtime_ns == stamp
+    # --overwrite redoes them (threaded scheduler, one exposure after the other)
+    os.remove(paths[3])
+    assert cli.main(["run", str(folder), "--output_dir", str(out), "--scheduler", "threads",
+                     "--overwrite"] + _overrides(sim)) == 0
+    assert "3 done" in capsys.readouterr().out
+    assert os.stat(out / "jw01234001001_01101_00001_nrca1_rate.fits").st_mtime_ns != stamp
+
+
+def test_interrupt_cancels_and_leaves_no_partial_product(sim_nircam_sub640, tmp_path):
+    from detflow.interfaces import Detector1Pipeline
+
+    sim = sim_nircam_sub640
+    folder, paths = _program(sim, tmp_path, n=3, truncated=False)
+    steps = {}
+    for step, rt, path in _step_refs(sim):
+        steps.setdefault(step, {})[f"override_{rt}"] = path
+    pipe = Detector1Pipeline(steps=steps, output_dir=str(tmp_path / "out"), save_results=True)
+    calls = []
+
+    def plan(exp):
+        calls.append(exp)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return pipe.plan(exp)
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        run_program([str(p) for p in paths], plan, products=pipe.product_paths)
+    statuses = [o.status for o in info.value.outcomes]
+    assert statuses == [DONE, CANCELLED, CANCELLED]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == ["jw01234001001_01101_00001_nrca1_rate.fits",
+                       "jw01234001001_01101_00001_nrca1_rateints.fits"]
+    # the complete one is skipped next time
+    outcomes = run_program([str(p) for p in paths], pipe.plan, products=pipe.product_paths)
+    assert [o.status for o in outcomes] == [SKIPPED, DONE, DONE]
+
+
+def test_graph_build_failure_is_that_exposures_only(sim_nircam_sub640, tmp_path):
+    from detflow.interfaces import Detector1Pipeline
+
+    sim = sim_nircam_sub640
+    folder, paths = _program(sim, tmp_path, n=2, truncated=False)
+    steps = {}
+    for step, rt, path in _step_refs(sim):
+        steps.setdefault(step, {})[f"override_{rt}"] = path
+    steps["dark_current"]["override_dark"] = str(tmp_path / "missing_dark.fits")
+    pipe = Detector1Pipeline(steps=steps, output_dir=str(tmp_path / "out"), save_results=True)
+    outcomes = run_program([str(p) for p in paths], pipe.plan, products=pipe.product_paths)
+    assert [o.status for o in outcomes] == [FAILED, FAILED]
+    assert all("missing_dark.fits" in o.error for o in outcomes)
