@@ -6,6 +6,7 @@ traceback (``--debug`` shows one).
 """
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -101,6 +102,9 @@ def _build_parser():
     run.add_argument("--max-in-flight", type=int, default=None,
                      help="exposures in the cluster at once (default: its threads, at "
                           "least 2); the next is built and submitted as one finishes")
+    run.add_argument("--performance-report", default=None, metavar="REPORT.html",
+                     help="save Dask's performance report of the run (task stream, "
+                          "worker profiles, bandwidth) as an HTML file; runs on a cluster")
     run.add_argument("--overwrite", action="store_true",
                      help="redo exposures whose products exist (default: skip them)")
     return parser
@@ -114,7 +118,8 @@ def choose_scheduler(args, n_inputs):
     if args.scheduler:
         return args.scheduler
     if n_inputs > 1 or args.dashboard or args.processes or args.n_workers \
-            or args.threads_per_worker:
+            or args.threads_per_worker or getattr(args, "performance_report", None) \
+            or getattr(args, "memory_limit", None):
         return None
     return "threads"
 
@@ -266,10 +271,21 @@ def _cmd_run(args, extra):
     return _run_program(inputs, pars, step_params, args)
 
 
-def _print_outcome(outcome):
+def _outcome_printer(total):
+    """Print each exposure's outcome as it comes, with the program's progress."""
+    seen = []
+
+    def show(outcome):
+        seen.append(outcome)
+        _print_outcome(outcome, f"[{len(seen)}/{total}] " if total > 1 else "")
+
+    return show
+
+
+def _print_outcome(outcome, progress=""):
     from detflow.program import DONE, SKIPPED
 
-    name = Path(outcome.exposure).name
+    name = progress + Path(outcome.exposure).name
     if outcome.status == DONE:
         for item in outcome.written:
             print(f"  wrote {item}")
@@ -315,14 +331,22 @@ def _run_program(inputs, pars, step_params, args):
         else:
             print(f"dask scheduler: {scheduler} (no cluster, no dashboard; "
                   "--dashboard starts a local cluster)")
+        report = contextlib.nullcontext()
+        if args.performance_report:
+            from distributed import performance_report
+
+            report = performance_report(filename=args.performance_report)
         try:
-            outcomes = run_program(
-                inputs, pipe.plan, products=pipe.product_paths, client=client,
-                max_in_flight=args.max_in_flight, overwrite=args.overwrite,
-                on_event=_print_outcome)
+            with report:
+                outcomes = run_program(
+                    inputs, pipe.plan, products=pipe.product_paths, client=client,
+                    max_in_flight=args.max_in_flight, overwrite=args.overwrite,
+                    on_event=_outcome_printer(len(inputs)))
         except KeyboardInterrupt as exc:
             _print_summary(getattr(exc, "outcomes", []))
             raise
+        if args.performance_report:
+            print(f"performance report: {args.performance_report}")
     if len(outcomes) > 1 or any(o.status == FAILED for o in outcomes):
         _print_summary(outcomes)
     print(f"total {time.perf_counter() - t_start:.1f} s")

@@ -156,6 +156,16 @@ class Step:
         return cls(config_file=config_file, **params).run(data)
 
 
+class Plan(list):
+    """What a pipeline run writes: ``[(kind, lazy Dataset, path)]``; ``stages`` holds
+    ``[(step, lazy Dataset)]`` in pipeline order (the input as ``read``) and ``root`` the
+    exposure's product root name, to name the tasks after steps and exposure
+    (:mod:`detflow.runtime.names`)."""
+
+    stages: list
+    root: str
+
+
 def _persistence_item(alias, result, params, filename):
     """``("persistence", Dataset, save_persistence)`` for :func:`compute_and_write` when
     the persistence step ran (COMPLETE) with ``save_persistence`` set, else None. Only
@@ -276,7 +286,12 @@ class Detector1Pipeline:
         built = build_detector1(ds, self.step_params(), self.refs_dir)
         outdir = Path(self.output_dir or ".")
         base = self.output_file or ds.attrs.get("source") or "detflow"
-        items = []
+        items = Plan()
+        items.root = product_path(base, outdir, "x").name[: -len("_x.fits")]
+        items.stages = [("read", ds)] + list(built["steps"].items()) + [
+            ("ramp_fit", built[kind]) for kind in ("rate", "rateints", "fitopt")]
+        if built["dark_output"] is not None:
+            items.stages.append(("dark_current", built["dark_output"]))
         last_saved = None  # jwst's model name when persistence runs: the last saved product
         for alias, step_ds in built["steps"].items():
             step = getattr(self, alias)

@@ -183,6 +183,21 @@ def _run_here(todo, plan, outcomes, decide):
         decide(outcome, DONE, written=[str(p) for _, _, p in written if p is not None])
 
 
+def _named_task(items):
+    """One task computing and writing ``items`` on a worker, its tasks named after the
+    steps and the exposure when ``items`` tells them (a :class:`detflow.interfaces.Plan`)."""
+    import dask
+
+    from detflow.runtime.names import label_by_step, step_owners
+
+    stages, root = getattr(items, "stages", None), getattr(items, "root", None)
+    task = write_task(items)
+    if stages and root:
+        return label_by_step(task, step_owners(stages), root)
+    (task,) = dask.optimize(task)
+    return task
+
+
 def _default_in_flight(client):
     try:
         threads = sum(client.nthreads().values())
@@ -206,8 +221,7 @@ def _run_on_cluster(todo, plan, outcomes, decide, client, max_in_flight):
                 return
             t0 = time.perf_counter()
             try:
-                task = write_task(plan(exp), name=f"write-{Path(exp).name}")
-                future = client.compute(task)
+                future = client.compute(_named_task(plan(exp)), optimize_graph=False)
             except Exception as exc:  # building the graph failed: bad input, bad reference
                 outcomes[exp].seconds = time.perf_counter() - t0
                 decide(outcomes[exp], FAILED, _error_text(exc))

@@ -154,3 +154,65 @@ def test_graph_build_failure_is_that_exposures_only(sim_nircam_sub640, tmp_path)
     outcomes = run_program([str(p) for p in paths], pipe.plan, products=pipe.product_paths)
     assert [o.status for o in outcomes] == [FAILED, FAILED]
     assert all("missing_dark.fits" in o.error for o in outcomes)
+
+
+def test_scheduler_sees_step_names_and_the_dashboard_answers(sim_nircam_sub640, tmp_path):
+    """Tasks are named ``<step>-<exposure>-<token>``: the scheduler's task prefixes are
+    the step names; the dashboard's HTTP endpoint answers during the run."""
+    import urllib.request
+
+    from distributed import Client, LocalCluster
+
+    from detflow.interfaces import Detector1Pipeline
+
+    sim = sim_nircam_sub640
+    folder, paths = _program(sim, tmp_path, n=2, truncated=False)
+    steps = {}
+    for step, rt, path in _step_refs(sim):
+        steps.setdefault(step, {})[f"override_{rt}"] = path
+    pipe = Detector1Pipeline(steps=steps, output_dir=str(tmp_path / "out"), save_results=True)
+    answers, names = [], []
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                      dashboard_address=":0") as lc, Client(lc) as client:
+
+        def on_event(outcome):
+            with urllib.request.urlopen(client.dashboard_link, timeout=30) as resp:
+                answers.append(resp.status)
+
+        def during(dask_scheduler):
+            return [str(k) for k in dask_scheduler.tasks]
+
+        original = client.compute
+
+        def compute(*args, **kwargs):  # the keys the scheduler gets
+            future = original(*args, **kwargs)
+            names.extend(client.run_on_scheduler(during))
+            return future
+
+        client.compute = compute
+        outcomes = run_program([str(p) for p in paths], pipe.plan, client=client,
+                               on_event=on_event)
+        prefixes = set(client.run_on_scheduler(
+            lambda dask_scheduler: list(dask_scheduler.task_prefixes)))
+    assert [o.status for o in outcomes] == [DONE, DONE]
+    assert answers == [200, 200]
+    wanted = {"dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
+              "dark_current", "jump", "ramp_fit", "write"}
+    assert wanted <= prefixes, prefixes
+    roots = {p.name.replace("_uncal.fits", "") for p in paths}
+    assert any(n.startswith("('jump-") or n.startswith("jump-") for n in names)
+    for n in names:  # every task names its exposure
+        assert any(f"-{root}-" in n for root in roots), n
+
+
+def test_performance_report_and_progress(sim_nircam_sub640, tmp_path, capsys):
+    sim = sim_nircam_sub640
+    folder, paths = _program(sim, tmp_path, n=2, truncated=False)
+    report = tmp_path / "report.html"
+    assert cli.main(["run", str(folder), "--output_dir", str(tmp_path / "out"),
+                     "--performance-report", str(report)] + _overrides(sim)) == 0
+    out = capsys.readouterr().out
+    assert "[1/2] " in out and "[2/2] " in out and "2 done" in out
+    assert "dask dashboard: http" in out
+    text = report.read_text()
+    assert "Dask Performance Report" in text and "jump" in text
