@@ -96,6 +96,10 @@ def _build_parser():
                           "options, else a local cluster")
     run.add_argument("--dashboard", action="store_true",
                      help="start a local Dask cluster, with its dashboard, even for one input")
+    run.add_argument("--cluster", default=None, metavar="local|slurm|kubernetes|SPEC.yaml",
+                     help="start the cluster a spec describes (deploy/<name>/cluster.yaml, "
+                          "or a spec file): a LocalCluster, SLURM jobs through "
+                          "dask-jobqueue, or a DaskCluster through dask-kubernetes")
     run.add_argument("--memory-limit", default=None,
                      help="memory limit per local-cluster worker, e.g. 4GiB (Dask spills "
                           "and pauses a worker near it)")
@@ -117,6 +121,8 @@ def choose_scheduler(args, n_inputs):
     cluster's start-up and per-task costs."""
     if args.scheduler:
         return args.scheduler
+    if getattr(args, "cluster", None):
+        return None
     if n_inputs > 1 or args.dashboard or args.processes or args.n_workers \
             or args.threads_per_worker or getattr(args, "performance_report", None) \
             or getattr(args, "memory_limit", None):
@@ -310,6 +316,18 @@ def _print_summary(outcomes):
     print(", ".join(f"{n} {status}" for status, n in counts.items()))
 
 
+def _cluster_spec(args):
+    if not args.cluster:
+        return None
+    if args.scheduler:
+        from detflow.errors import ParameterError
+
+        raise ParameterError("give --cluster or --scheduler, not both")
+    from detflow.runtime.cluster import read_cluster_spec
+
+    return read_cluster_spec(args.cluster)
+
+
 def _run_program(inputs, pars, step_params, args):
     """Run the pipeline over every input (one exposure or a program); returns the exit
     status: 0, 1 when an exposure failed, 130 on Ctrl-C."""
@@ -325,7 +343,8 @@ def _run_program(inputs, pars, step_params, args):
     t_start = time.perf_counter()
     scheduler = choose_scheduler(args, len(inputs))
     with dask_client(scheduler, args.n_workers, args.threads_per_worker,
-                     memory_limit=args.memory_limit, processes=args.processes) as client:
+                     memory_limit=args.memory_limit, processes=args.processes,
+                     cluster=_cluster_spec(args)) as client:
         if client is not None:
             print(f"dask dashboard: {client.dashboard_link}")
         else:
@@ -360,7 +379,8 @@ def _run_step_file(inputs, pars, step_params, args):
     t_start = time.perf_counter()
     scheduler = choose_scheduler(args, len(inputs))
     with dask_client(scheduler, args.n_workers, args.threads_per_worker,
-                     memory_limit=args.memory_limit, processes=args.processes) as client:
+                     memory_limit=args.memory_limit, processes=args.processes,
+                     cluster=_cluster_spec(args)) as client:
         if client is not None:
             print(f"dask dashboard: {client.dashboard_link}")
         for path in inputs:
