@@ -56,6 +56,9 @@ def _build_parser():
     sim.add_argument("--ngroups", type=int, default=10, help="groups per integration (10)")
     sim.add_argument("--nints", type=int, default=1, help="integrations (1)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (1)")
+    sim.add_argument("--root", default=None,
+                     help="file root name, e.g. jw01234001001_01101_00002_nrca1 (default: "
+                          "exposure 1 of a JWST-like name for the detector)")
     sim.add_argument("--snowballs", type=int, default=2,
                      help="large cosmic-ray events to inject (2)")
     zf = sim.add_mutually_exclusive_group()
@@ -75,7 +78,9 @@ def _build_parser():
             "--output_dir, --save_results and --steps.STEP.PARAM=VALUE."
         ),
     )
-    run.add_argument("inputs", nargs="+", metavar="[PARAMFILE.asdf] INPUT")
+    run.add_argument("inputs", nargs="+", metavar="[PARAMFILE.asdf|WORKFLOW.yaml] INPUT",
+                     help="exposures (files, glob patterns, folders, URLs), after an "
+                          "optional jwst ASDF parameter file or a detflow workflow file")
     run.add_argument("--output_dir", "--output-dir", dest="output_dir", default=None)
     run.add_argument("--save_results", "--save-results", dest="save_results",
                      action="store_true")
@@ -173,6 +178,7 @@ def _cmd_simulate(args):
         ngroups=args.ngroups,
         nints=args.nints,
         seed=args.seed,
+        root=args.root,
         snowballs=args.snowballs,
         zeroframe=args.zeroframe,
     )
@@ -251,12 +257,15 @@ def _split_extra(extra):
 def _cmd_run(args, extra):
     from detflow.errors import ParameterError
     from detflow.pipeline.params import parse_step_args, read_parameter_file
+    from detflow.workflow import is_workflow_file
 
     more_inputs, step_words = _split_extra(extra)
     inputs = list(args.inputs) + more_inputs
     paramfile = None
     pars = {"steps": {}, "parameters": {}, "step": None, "class": "Detector1Pipeline"}
-    if inputs and inputs[0].lower().endswith(".asdf"):
+    if inputs and is_workflow_file(inputs[0]):
+        pars, inputs = _apply_workflow(inputs.pop(0), inputs, args)
+    elif inputs and inputs[0].lower().endswith(".asdf"):
         paramfile = inputs.pop(0)
         pars = read_parameter_file(paramfile)
     if not inputs:
@@ -275,6 +284,40 @@ def _cmd_run(args, extra):
     if pars["step"]:
         return _run_step_file(inputs, pars, step_params, args)
     return _run_program(inputs, pars, step_params, args)
+
+
+def _apply_workflow(path, more_inputs, args):
+    """A workflow file's program: its parameters, and its settings where the command
+    line does not give them (the command line wins). Returns (pars, inputs)."""
+    from detflow.errors import ParameterError
+    from detflow.workflow import read_workflow
+
+    flow = read_workflow(path)
+    if flow.intermediates:
+        raise ParameterError(
+            f"workflow {path}: 'intermediates' (Zarr stores of chosen steps) is not "
+            "implemented in detflow yet; remove it to run the workflow")
+    print(f"workflow {flow.name or Path(path).stem}: {len(flow.inputs)} input pattern(s)")
+    for key in ("output_dir", "refs", "max_in_flight", "performance_report"):
+        if getattr(args, key) is None:
+            setattr(args, key, getattr(flow, key))
+    args.overwrite = args.overwrite or flow.overwrite
+    cluster_given = args.cluster or args.scheduler or args.n_workers or \
+        args.threads_per_worker or args.processes or args.memory_limit
+    if flow.cluster is not None and not cluster_given:
+        if isinstance(flow.cluster, str):
+            args.cluster = flow.cluster
+        else:
+            c = flow.cluster
+            args.scheduler = c.get("scheduler")
+            args.n_workers = c.get("n_workers")
+            args.threads_per_worker = c.get("threads_per_worker")
+            args.memory_limit = c.get("memory_limit")
+            args.processes = bool(c.get("processes", False))
+    pars = {"steps": {k: dict(v) for k, v in flow.steps.items()},
+            "parameters": dict(flow.parameters), "step": None,
+            "class": "Detector1Pipeline"}
+    return pars, list(flow.inputs) + list(more_inputs)
 
 
 def _outcome_printer(total):
