@@ -4,6 +4,8 @@ Public entry points:
 
 * :func:`detflow.open_exposure` -- a raw or ramp FITS file (local or fsspec URL)
   as a lazy, chunked :class:`xarray.Dataset` (see :mod:`detflow.contract`).
+* :func:`detflow.open_product` -- a product (FITS) or an intermediate Zarr store
+  written with ``--save-intermediates`` as a lazy Dataset.
 * :func:`detflow.simulate` -- write a realistic simulated exposure with its
   reference files and truth image.
 * :class:`detflow.Detector1Pipeline` and the step classes (``detflow.RefPixStep``,
@@ -12,7 +14,8 @@ Public entry points:
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "open_exposure", "open_reference", "simulate", "Detector1Pipeline"]
+__all__ = ["__version__", "open_exposure", "open_reference", "open_product", "simulate",
+           "Detector1Pipeline"]
 
 
 def __getattr__(name):
@@ -25,6 +28,10 @@ def __getattr__(name):
         from detflow.io.refs import open_reference
 
         return open_reference
+    if name == "open_product":
+        from detflow.io.products import open_product
+
+        return open_product
     if name == "simulate":
         from detflow.simulator import simulate
 

@@ -114,6 +114,10 @@ def _build_parser():
     run.add_argument("--performance-report", default=None, metavar="REPORT.html",
                      help="save Dask's performance report of the run (task stream, "
                           "worker profiles, bandwidth) as an HTML file; runs on a cluster")
+    run.add_argument("--save-intermediates", default=None, metavar="zarr[:STEP,...]",
+                     help="keep each step's output (or only the steps named) as a Zarr "
+                          "store <root>_<step>.zarr beside the products, written by the "
+                          "workers chunk by chunk; open one with detflow.open_product")
     run.add_argument("--overwrite", action="store_true",
                      help="redo exposures whose products exist (default: skip them)")
     return parser
@@ -289,14 +293,11 @@ def _cmd_run(args, extra):
 def _apply_workflow(path, more_inputs, args):
     """A workflow file's program: its parameters, and its settings where the command
     line does not give them (the command line wins). Returns (pars, inputs)."""
-    from detflow.errors import ParameterError
     from detflow.workflow import read_workflow
 
     flow = read_workflow(path)
-    if flow.intermediates:
-        raise ParameterError(
-            f"workflow {path}: 'intermediates' (Zarr stores of chosen steps) is not "
-            "implemented in detflow yet; remove it to run the workflow")
+    if args.save_intermediates is None and flow.intermediates:
+        args.save_intermediates = flow.intermediates
     print(f"workflow {flow.name or Path(path).stem}: {len(flow.inputs)} input pattern(s)")
     for key in ("output_dir", "refs", "max_in_flight", "performance_report"):
         if getattr(args, key) is None:
@@ -359,6 +360,21 @@ def _print_summary(outcomes):
     print(", ".join(f"{n} {status}" for status, n in counts.items()))
 
 
+def _intermediates_arg(value):
+    """``--save-intermediates zarr`` -> "all"; ``zarr:jump,ramp_fit`` -> those steps."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple) or value == "all":  # from a workflow file
+        return value if value == "all" else list(value)
+    fmt, _, steps = str(value).partition(":")
+    if fmt != "zarr":
+        from detflow.errors import ParameterError
+
+        raise ParameterError(f"--save-intermediates {value}: the format is 'zarr' "
+                             "(zarr, or zarr:STEP,STEP...)")
+    return steps.split(",") if steps else "all"
+
+
 def _cluster_spec(args):
     if not args.cluster:
         return None
@@ -379,7 +395,9 @@ def _run_program(inputs, pars, step_params, args):
     from detflow.runtime.cluster import dask_client
 
     own = {k: v for k, v in pars["parameters"].items()}
-    pipe = Detector1Pipeline(steps=step_params, refs_dir=args.refs, **own)
+    pipe = Detector1Pipeline(steps=step_params, refs_dir=args.refs,
+                             save_intermediates=_intermediates_arg(args.save_intermediates),
+                             **own)
     pipe.output_dir = str(Path(args.output_dir or "."))
     pipe.save_results = True
 

@@ -156,6 +156,25 @@ class Step:
         return cls(config_file=config_file, **params).run(data)
 
 
+def _intermediates(value):
+    """``save_intermediates`` as a tuple of step names (``"all"``: every step)."""
+    if value is None or value == () or value == []:
+        return ()
+    names = list(Detector1Pipeline.step_defs) if value == "all" else (
+        [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value))
+    unknown = [n for n in names if n not in Detector1Pipeline.step_defs]
+    if unknown:
+        raise ParameterError(f"save_intermediates: unknown steps {unknown}; detector1 "
+                             f"steps are: {', '.join(Detector1Pipeline.step_defs)}")
+    return tuple(n for n in names if n != "gain_scale")
+
+
+def _ran(ds, alias):
+    """Whether the step ran (its last provenance entry is not SKIPPED)."""
+    entries = [p for p in ds.attrs.get("provenance") or () if p.get("step") == alias]
+    return bool(entries) and entries[-1].get("status") != "SKIPPED"
+
+
 class Plan(list):
     """What a pipeline run writes: ``[(kind, lazy Dataset, path)]``; ``stages`` holds
     ``[(step, lazy Dataset)]`` in pipeline order (the input as ``read``) and ``root`` the
@@ -214,10 +233,13 @@ class Detector1Pipeline:
     _own = {**_generic_defaults(), "save_calibrated_ramp": False}
     spec = "save_calibrated_ramp = boolean(default=False)"
 
-    def __init__(self, config_file=None, steps=None, refs_dir=None, **params):
+    def __init__(self, config_file=None, steps=None, refs_dir=None, save_intermediates=None,
+                 **params):
         object.__setattr__(self, "_params", dict(self._own))
         # detflow's own: a folder of reference files to search (see detflow.io.refs)
         object.__setattr__(self, "refs_dir", refs_dir)
+        # detflow's own: steps whose output to keep as Zarr stores ("all" for every step)
+        object.__setattr__(self, "save_intermediates", _intermediates(save_intermediates))
         for alias, cls in self.step_defs.items():
             object.__setattr__(self, alias, cls())
         if config_file is not None:
@@ -313,6 +335,15 @@ class Detector1Pipeline:
         if built["dark_output"] is not None:
             path = dark_output_path(self.dark_current.dark_output, self.output_dir)
             items.append(("dark", built["dark_output"], path))
+        for alias in self.save_intermediates or ():
+            if alias == "ramp_fit":
+                for kind in ("rate", "rateints"):
+                    if built[kind] is not None:
+                        path = product_path(base, outdir, kind, ext=".zarr")
+                        items.append(("zarr", built[kind], path))
+            elif alias in built["steps"] and _ran(built["steps"][alias], alias):
+                path = product_path(base, outdir, alias, ext=".zarr")
+                items.append(("zarr", built["steps"][alias], path))
         return items
 
     def product_paths(self, source):

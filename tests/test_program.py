@@ -216,3 +216,56 @@ def test_performance_report_and_progress(sim_nircam_sub640, tmp_path, capsys):
     assert "dask dashboard: http" in out
     text = report.read_text()
     assert "Dask Performance Report" in text and "jump" in text
+
+
+def test_save_intermediates_as_zarr_from_the_workers(sim_nircam_sub640, tmp_path, capsys):
+    import dask
+
+    import detflow
+    from detflow.interfaces import Detector1Pipeline
+    from detflow.runtime.execute import write_task
+
+    sim = sim_nircam_sub640
+    folder, paths = _program(sim, tmp_path, n=2, truncated=False)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(folder), "--output_dir", str(out), "--n-workers", "2",
+                     "--threads-per-worker", "1", "--save-intermediates",
+                     "zarr:jump,ramp_fit"] + _overrides(sim)) == 0
+    root = paths[0].name.replace("_uncal.fits", "")
+    assert sorted(p.name for p in out.glob(f"{root}*.zarr")) == [
+        f"{root}_{s}.zarr" for s in ("jump", "rate", "rateints")]
+    assert not list(out.glob(".*"))  # no temporary store left
+    steps = {}
+    for step, rt, path in _step_refs(sim):
+        steps.setdefault(step, {})[f"override_{rt}"] = path
+    pipe = Detector1Pipeline(steps=steps)
+    expected = pipe.build(str(paths[0]))["steps"]["jump"].compute()
+    stored = detflow.open_product(out / f"{root}_jump.zarr")
+    for var in ("data", "groupdq", "pixeldq"):
+        np.testing.assert_array_equal(stored[var].values, expected[var].values)
+    with detflow.open_product(out / f"{root}_rate.fits") as fits_rate:
+        np.testing.assert_array_equal(
+            detflow.open_product(out / f"{root}_rate.zarr")["sci"].values,
+            fits_rate["sci"].values)
+
+    # the store is written chunk by chunk (a task per chunk), not gathered anywhere
+    pipe = Detector1Pipeline(steps=steps, save_intermediates=["jump"],
+                             output_dir=str(tmp_path / "graph"))
+    items = [i for i in pipe.plan(str(paths[0])) if i[0] == "zarr"]
+    graph = dict(write_task(items).__dask_graph__())
+    writes = [k for k in graph if isinstance(k, tuple) and str(k[0]).startswith("store-map")]
+    n_chunks = sum(np.prod([len(c) for c in v.chunks]) for v in (
+        items[0][1][name].data for name in ("data", "groupdq", "pixeldq")))
+    assert len(writes) >= n_chunks
+    with dask.config.set(scheduler="threads"):
+        assert cli.main(["run", str(paths[1]), "--output_dir", str(tmp_path / "all"),
+                         "--save-intermediates", "zarr", "--overwrite"]
+                        + _overrides(sim)) == 0
+    stores = sorted(p.name.split("_nrca1_")[1] for p in (tmp_path / "all").glob("*.zarr"))
+    assert stores == sorted(f"{s}.zarr" for s in (
+        "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity", "dark_current",
+        "jump", "rate", "rateints"))
+    capsys.readouterr()
+    assert cli.main(["run", str(paths[1]), "--save-intermediates", "hdf5"]
+                    + _overrides(sim)) == 2
+    assert "the format is 'zarr'" in capsys.readouterr().err

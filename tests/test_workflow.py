@@ -83,10 +83,12 @@ def test_run_a_workflow(sim_nircam_sub640, tmp_path, capsys, monkeypatch):
             tmp_path / "elsewhere" / name) as b:
         assert a[0].header["S_JUMP"] == "COMPLETE"
         assert b[0].header["S_JUMP"] == "SKIPPED"
-    with pytest.raises(ParameterError, match="intermediates"):
-        flow["intermediates"] = ["jump"]
-        wf.write_text(yaml.safe_dump(flow))
-        cli._cmd_run(cli._build_parser().parse_args(["run", str(wf)]), [])
+    # intermediates from the file: the jump step's output as a Zarr store
+    flow["intermediates"] = ["jump"]
+    wf.write_text(yaml.safe_dump(flow))
+    assert cli.main(["run", str(wf), "--output_dir", "third"]) == 0
+    assert sorted(p.name for p in (tmp_path / "third").glob("*.zarr")) == sorted(
+        p.name.replace("_uncal.fits", "_jump.zarr") for p in paths)
 
 
 def test_miri_workflow_fails_clearly(sim_miri, tmp_path, capsys, monkeypatch):

@@ -31,6 +31,7 @@ import math
 import os
 import posixpath
 import re
+import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -950,7 +951,7 @@ def _regular_chunks(chunks):
     return tuple(new) if changed else None
 
 
-def to_zarr(ds, path, mode="w"):
+def to_zarr(ds, path, mode="w", compute=True):
     """Write any Dataset to a Zarr v3 store, atomically and from its Dask chunks.
 
     Parameters
@@ -964,10 +965,14 @@ def to_zarr(ds, path, mode="w"):
     mode : {"w", "w-"}
         ``"w"`` replaces an existing store (once the new one is complete); ``"w-"``
         refuses to.
+    compute : bool
+        False: write only the store's metadata now (under a temporary name) and
+        return a lazy task that writes every chunk -- one task per chunk, on the
+        worker that computed it -- then moves the store to ``path``.
 
     Returns
     -------
-    pathlib.Path
+    pathlib.Path, or dask.delayed.Delayed (its result: the path as a string)
     """
     path = Path(path)
     if mode not in ("w", "w-"):
@@ -987,12 +992,41 @@ def to_zarr(ds, path, mode="w"):
             regular = _regular_chunks(var.data.chunks)
             if regular is not None:
                 out[name] = var.chunk(dict(zip(var.dims, regular, strict=True)))
+    if not compute:
+        return _to_zarr_lazy(out, path)
     try:
         with atomic_path(path, directory=True) as tmp:
             out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False)
     except PermissionError as exc:
         raise ProductWriteError(path, f"cannot write: {exc}") from exc
     return path
+
+
+def _to_zarr_lazy(out, path):
+    import uuid
+
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.part"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        chunks = out.to_zarr(tmp, mode="w-", zarr_format=3, consolidated=False,
+                             compute=False)
+    except PermissionError as exc:
+        raise ProductWriteError(path, f"cannot write: {exc}") from exc
+    return dask.delayed(_finish_store, pure=False)(chunks, str(tmp), str(path))
+
+
+def _finish_store(_written, tmp, path):
+    """Move a completely written store from its temporary name to ``path`` (an older
+    store there is replaced only now)."""
+    tmp, path = Path(tmp), Path(path)
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{tmp.name.rsplit('.', 2)[-2]}"
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return str(path)
 
 
 # --------------------------------------------------------------------------- reading

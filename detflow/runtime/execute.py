@@ -39,8 +39,9 @@ def compute_and_write(items):
     items : list of (kind, Dataset, path)
         ``kind`` is ``rate``, ``rateints``, ``fitopt``, ``ramp`` (any ramp-shaped
         intermediate, e.g. a step's output), ``dark`` (dark_current's
-        ``dark_output``) or ``persistence`` (the persistence step's output: its
-        ``persistence_array`` is written to ``save_persistence``, the given path).
+        ``dark_output``), ``persistence`` (the persistence step's output: its
+        ``persistence_array`` is written to ``save_persistence``, the given path) or
+        ``zarr`` (any Dataset, as a Zarr store written chunk by chunk).
 
     Returns
     -------
@@ -52,8 +53,18 @@ def compute_and_write(items):
     items = [(k, ds, p) for k, ds, p in items if ds is not None]
     if not items:
         return []
-    computed = dask.compute(*[ds for _, ds, _ in items])
-    return write_computed([(k, p) for k, _, p in items], computed)
+    products = [(k, ds, p) for k, ds, p in items if k != "zarr"]
+    stores = _store_tasks(items)
+    computed = dask.compute(*[ds for _, ds, _ in products], *stores)
+    written = write_computed([(k, p) for k, _, p in products], computed[:len(products)])
+    return written + [("zarr", None, Path(p)) for p in computed[len(products):]]
+
+
+def _store_tasks(items):
+    """Lazy Zarr writes (one task per chunk, then the store's atomic move) of the
+    ``("zarr", Dataset, path)`` items."""
+    return [writers.to_zarr(ds, path, compute=False) for k, ds, path in items
+            if k == "zarr"]
 
 
 def write_computed(targets, datasets):
@@ -75,9 +86,12 @@ def write_computed(targets, datasets):
     return out
 
 
-def _write_on_worker(targets, datasets):
+def _write_on_worker(targets, datasets, stores=()):
+    """The products, written here; ``stores``: the paths of the Zarr stores written
+    chunk by chunk before this task runs."""
     return [(kind, None if path is None else str(path))
-            for kind, _, path in write_computed(targets, datasets)]
+            for kind, _, path in write_computed(targets, datasets)] + [
+        ("zarr", str(p)) for p in stores]
 
 
 def write_task(items, name="write"):
@@ -85,9 +99,12 @@ def write_task(items, name="write"):
     and writes them where it runs -- on a worker of a cluster, so no product passes
     through the client. Its result is the small list ``[(kind, path or None)]``."""
     items = [(k, ds, p) for k, ds, p in items if ds is not None]
-    targets = [(k, p) for k, _, p in items]
+    products = [(k, ds, p) for k, ds, p in items if k != "zarr"]
+    targets = [(k, p) for k, _, p in products]
     from dask.base import tokenize
 
-    datasets = [ds for _, ds, _ in items]
-    key = f"{name}-{tokenize(targets, *datasets)}"
-    return dask.delayed(_write_on_worker, pure=True)(targets, datasets, dask_key_name=key)
+    datasets = [ds for _, ds, _ in products]
+    stores = _store_tasks(items)
+    key = f"{name}-{tokenize(targets, *datasets, *stores)}"
+    return dask.delayed(_write_on_worker, pure=True)(targets, datasets, stores,
+                                                     dask_key_name=key)
