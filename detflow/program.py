@@ -206,13 +206,17 @@ def _default_in_flight(client):
     return max(2, threads)
 
 
-def _run_on_cluster(todo, plan, outcomes, decide, client, max_in_flight):
+def _as_completed():
     from distributed import as_completed
 
+    return as_completed()
+
+
+def _run_on_cluster(todo, plan, outcomes, decide, client, max_in_flight):
     limit = max_in_flight or _default_in_flight(client)
     queue = iter(todo)
     active = {}  # future key -> (exposure, start)
-    futures = as_completed()
+    futures = _as_completed()
 
     def admit():
         while len(active) < limit:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def test_worker_killed_mid_run_same_bits(cluster, sim_nircam_tso, tmp_path):
 
     address, workers = cluster
     sim = sim_nircam_tso
-    folder, paths = _program(sim, tmp_path, n=3, truncated=False)
+    folder, paths = _program(sim, tmp_path, n=4, truncated=False)
     clean = tmp_path / "clean"
     assert cli.main(["run", str(sim.uncal), "--output_dir", str(clean)]
                     + _overrides(sim)) == 0
@@ -89,27 +90,36 @@ def test_worker_killed_mid_run_same_bits(cluster, sim_nircam_tso, tmp_path):
 
     victim = next(iter(workers))
     killed = []
+    first_done = threading.Event()
     with Client(address) as client:
 
         def on_event(outcome):
-            if killed or outcome.status != DONE:
-                return
-            # after one exposure is done, kill a worker while it is working
-            deadline = time.time() + 30
-            while not client.processing().get(victim) and time.time() < deadline:
-                time.sleep(0.01)
-            assert client.processing().get(victim), "the worker had nothing to lose"
-            workers[victim].send_signal(signal.SIGKILL)
-            killed.append(victim)
+            if outcome.status == DONE:
+                first_done.set()
 
+        def killer():
+            # once an exposure is done, kill a worker while it is working
+            first_done.wait(timeout=300)
+            deadline = time.time() + 120
+            while time.time() < deadline:
+                if client.processing().get(victim):
+                    workers[victim].send_signal(signal.SIGKILL)
+                    killed.append(victim)
+                    return
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=killer, daemon=True)
+        watcher.start()
         outcomes = run_program([str(p) for p in paths], pipe.plan, client=client,
                                max_in_flight=2, on_event=on_event)
-        assert killed and workers[victim].wait(timeout=30) == -signal.SIGKILL
+        watcher.join(timeout=5)
+        assert killed, "the worker was never caught working after the first exposure"
+        assert workers[victim].wait(timeout=30) == -signal.SIGKILL
         deadline = time.time() + 30
         while len(client.scheduler_info()["workers"]) != 1 and time.time() < deadline:
             time.sleep(0.1)
         assert victim not in client.scheduler_info()["workers"]
-    assert [o.status for o in outcomes] == [DONE] * 3, [o.error for o in outcomes]
+    assert [o.status for o in outcomes] == [DONE] * 4, [o.error for o in outcomes]
     expected = _products(clean, sim.uncal.name.replace("_uncal.fits", ""))
     for p in paths:
         got = _products(tmp_path / "out", p.name.replace("_uncal.fits", ""))

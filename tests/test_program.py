@@ -269,3 +269,89 @@ def test_save_intermediates_as_zarr_from_the_workers(sim_nircam_sub640, tmp_path
     assert cli.main(["run", str(paths[1]), "--save-intermediates", "hdf5"]
                     + _overrides(sim)) == 2
     assert "the format is 'zarr'" in capsys.readouterr().err
+
+
+class _FakeFuture:
+    def __init__(self, key, task):
+        self.key, self._task = key, task
+
+    def result(self):
+        return [("rate", f"{self.key}_rate.fits")]
+
+    def release(self):
+        self._task = None
+
+    def cancel(self):
+        self._task = None
+
+
+class _FakeCompleted:
+    """``distributed.as_completed`` for already finished futures, oldest first."""
+
+    def __init__(self):
+        self.futures = []
+
+    def add(self, future):
+        self.futures.append(future)
+
+    def __iter__(self):
+        while self.futures:
+            yield self.futures.pop(0)
+
+
+class _FakeClient:
+    def __init__(self):
+        self.n = 0
+
+    def compute(self, task, optimize_graph=True):
+        self.n += 1
+        return _FakeFuture(f"exp{self.n}", task)
+
+    def nthreads(self):
+        return {"w1": 2, "w2": 2}
+
+
+def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
+    """The client builds an exposure's graph only when it is admitted and lets it go
+    when the exposure is done: with 1,000 exposures, at most ``max_in_flight`` graphs
+    exist at once and the client's memory does not grow with the program (the
+    admission code of :func:`run_program`, with a scheduler whose work finishes at
+    once; nothing runs)."""
+    import gc
+    import tracemalloc
+    import weakref
+
+    import dask.array as da
+
+    from detflow import program
+
+    monkeypatch.setattr(program, "_as_completed", _FakeCompleted)
+    alive = []  # weak references to every graph built
+    most = []
+
+    def plan(exp):
+        # a graph over an exposure's tiles (not computed), a product to write
+        tiles = da.ones((10, 2048, 2048), chunks=(10, 2048, 128), dtype="float32")
+        rate = (tiles[-1] - tiles[0]) / 9.0
+        ds = __import__("xarray").Dataset({"sci": (("y", "x"), rate)})
+        alive.append(weakref.ref(ds))
+        if len(alive) % 50 == 0:
+            gc.collect()  # graphs in reference cycles too
+        most.append(sum(r() is not None for r in alive))
+        return [("rate", ds, f"{exp}_rate.fits")]
+
+    def run(n):
+        most.clear()
+        alive.clear()
+        tracemalloc.start()
+        outcomes = run_program([f"jw{i:05d}_uncal.fits" for i in range(n)], plan,
+                               client=_FakeClient(), max_in_flight=3)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert [o.status for o in outcomes] == [DONE] * n, outcomes[0].error
+        return peak, max(most)
+
+    small_peak, small_most = run(100)
+    big_peak, big_most = run(1000)
+    assert small_most <= 4 and big_most <= 4  # 3 in flight + the one being built
+    assert big_peak < 1.5 * small_peak, (small_peak, big_peak)
