@@ -416,11 +416,17 @@ def _run_program(inputs, pars, step_params, args):
             from distributed import performance_report
 
             report = performance_report(filename=args.performance_report)
+        in_flight = args.max_in_flight
+        if _persistence_files(pipe) and len(inputs) > 1:
+            # jwst chains persistence through one file, read and rewritten by each
+            # exposure: exposures then run one at a time, in the order given
+            print("persistence files in use: one exposure at a time, in the order given")
+            in_flight = 1
         try:
             with report:
                 outcomes = run_program(
                     inputs, pipe.plan, products=pipe.product_paths, client=client,
-                    max_in_flight=args.max_in_flight, overwrite=args.overwrite,
+                    max_in_flight=in_flight, overwrite=args.overwrite,
                     on_event=_outcome_printer(len(inputs)))
         except KeyboardInterrupt as exc:
             _print_summary(getattr(exc, "outcomes", []))
@@ -431,6 +437,12 @@ def _run_program(inputs, pars, step_params, args):
         _print_summary(outcomes)
     print(f"total {time.perf_counter() - t_start:.1f} s")
     return 1 if any(o.status == FAILED for o in outcomes) else 0
+
+
+def _persistence_files(pipe):
+    """Whether the persistence step runs with jwst's persistence array files."""
+    step = pipe.persistence
+    return not step.skip and bool(step.save_persistence or step.persistence_array_file)
 
 
 def _run_step_file(inputs, pars, step_params, args):

@@ -355,3 +355,32 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
     big_peak, big_most = run(1000)
     assert small_most <= 4 and big_most <= 4  # 3 in flight + the one being built
     assert big_peak < 1.5 * small_peak, (small_peak, big_peak)
+
+
+def test_persistence_files_run_one_exposure_at_a_time(sim_nircam_sub640, tmp_path, capsys):
+    """With jwst's persistence files, each exposure reads and rewrites the file: a
+    program runs them one at a time in the order given, as sequential runs would."""
+    from astropy.io import fits
+
+    sim = sim_nircam_sub640
+    folder, paths = _program(sim, tmp_path, n=2, truncated=False)
+
+    def pers(where):
+        f = tmp_path / where / "pers.asdf"
+        return ["--steps.persistence.skip=false", "--steps.persistence.persistence_time=3000",
+                f"--steps.persistence.save_persistence={f}",
+                f"--steps.persistence.persistence_array_file={f}"]
+
+    assert cli.main(["run", str(folder), "--output_dir", str(tmp_path / "prog"),
+                     "--n-workers", "2", "--threads-per-worker", "1"]
+                    + pers("prog") + _overrides(sim)) == 0
+    assert "one exposure at a time" in capsys.readouterr().out
+    for p in paths:  # one after the other, as a user of jwst would run them
+        assert cli.main(["run", str(p), "--output_dir", str(tmp_path / "seq")]
+                        + pers("seq") + _overrides(sim)) == 0
+    assert (tmp_path / "prog" / "pers.asdf").exists()
+    for p in paths:
+        name = p.name.replace("_uncal.fits", "_rateints.fits")
+        with fits.open(tmp_path / "prog" / name) as a, fits.open(tmp_path / "seq" / name) as b:
+            np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
+            np.testing.assert_array_equal(a["SCI"].data, b["SCI"].data)
