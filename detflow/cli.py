@@ -392,7 +392,6 @@ def _run_program(inputs, pars, step_params, args):
     status: 0, 1 when an exposure failed, 130 on Ctrl-C."""
     from detflow.interfaces import Detector1Pipeline
     from detflow.program import FAILED, run_program
-    from detflow.runtime.cluster import dask_client
 
     own = {k: v for k, v in pars["parameters"].items()}
     pipe = Detector1Pipeline(steps=step_params, refs_dir=args.refs,
@@ -402,15 +401,7 @@ def _run_program(inputs, pars, step_params, args):
     pipe.save_results = True
 
     t_start = time.perf_counter()
-    scheduler = choose_scheduler(args, len(inputs))
-    with dask_client(scheduler, args.n_workers, args.threads_per_worker,
-                     memory_limit=args.memory_limit, processes=args.processes,
-                     cluster=_cluster_spec(args)) as client:
-        if client is not None:
-            print(f"dask dashboard: {client.dashboard_link}")
-        else:
-            print(f"dask scheduler: {scheduler} (no cluster, no dashboard; "
-                  "--dashboard starts a local cluster)")
+    with _scheduler(args, len(inputs)) as client:
         report = contextlib.nullcontext()
         if args.performance_report:
             from distributed import performance_report
@@ -439,6 +430,24 @@ def _run_program(inputs, pars, step_params, args):
     return 1 if any(o.status == FAILED for o in outcomes) else 0
 
 
+@contextlib.contextmanager
+def _scheduler(args, n_inputs):
+    """Where a run computes (:func:`choose_scheduler`), for the block; prints the
+    dashboard's address, or the single-machine scheduler used."""
+    from detflow.runtime.cluster import dask_client
+
+    scheduler = choose_scheduler(args, n_inputs)
+    with dask_client(scheduler, args.n_workers, args.threads_per_worker,
+                     memory_limit=args.memory_limit, processes=args.processes,
+                     cluster=_cluster_spec(args)) as client:
+        if client is not None:
+            print(f"dask dashboard: {client.dashboard_link}")
+        else:
+            print(f"dask scheduler: {scheduler} (no cluster, no dashboard; "
+                  "--dashboard starts a local cluster)")
+        yield client
+
+
 def _persistence_files(pipe):
     """Whether the persistence step runs with jwst's persistence array files."""
     step = pipe.persistence
@@ -447,15 +456,8 @@ def _persistence_files(pipe):
 
 def _run_step_file(inputs, pars, step_params, args):
     """A single-step parameter file: that step alone on each input."""
-    from detflow.runtime.cluster import dask_client
-
     t_start = time.perf_counter()
-    scheduler = choose_scheduler(args, len(inputs))
-    with dask_client(scheduler, args.n_workers, args.threads_per_worker,
-                     memory_limit=args.memory_limit, processes=args.processes,
-                     cluster=_cluster_spec(args)) as client:
-        if client is not None:
-            print(f"dask dashboard: {client.dashboard_link}")
+    with _scheduler(args, len(inputs)):
         for path in inputs:
             t0 = time.perf_counter()
             written = _run_one(path, pars, step_params, args)

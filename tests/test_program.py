@@ -64,6 +64,14 @@ def _step_refs(sim):
     return [(spec.name, r, refs.get(r, "N/A")) for spec in NIR_STEPS for r in spec.reftypes]
 
 
+def _steps(sim):
+    """Detector1Pipeline ``steps``: every reference overridden with the simulation's."""
+    steps = {}
+    for step, rt, path in _step_refs(sim):
+        steps.setdefault(step, {})[f"override_{rt}"] = path
+    return steps
+
+
 def _products(outdir, root):
     from astropy.io import fits
 
@@ -117,9 +125,7 @@ def test_interrupt_cancels_and_leaves_no_partial_product(sim_nircam_sub640, tmp_
 
     sim = sim_nircam_sub640
     folder, paths = _program(sim, tmp_path, n=3, truncated=False)
-    steps = {}
-    for step, rt, path in _step_refs(sim):
-        steps.setdefault(step, {})[f"override_{rt}"] = path
+    steps = _steps(sim)
     pipe = Detector1Pipeline(steps=steps, output_dir=str(tmp_path / "out"), save_results=True)
     calls = []
 
@@ -146,9 +152,7 @@ def test_graph_build_failure_is_that_exposures_only(sim_nircam_sub640, tmp_path)
 
     sim = sim_nircam_sub640
     folder, paths = _program(sim, tmp_path, n=2, truncated=False)
-    steps = {}
-    for step, rt, path in _step_refs(sim):
-        steps.setdefault(step, {})[f"override_{rt}"] = path
+    steps = _steps(sim)
     steps["dark_current"]["override_dark"] = str(tmp_path / "missing_dark.fits")
     pipe = Detector1Pipeline(steps=steps, output_dir=str(tmp_path / "out"), save_results=True)
     outcomes = run_program([str(p) for p in paths], pipe.plan, products=pipe.product_paths)
@@ -167,9 +171,7 @@ def test_scheduler_sees_step_names_and_the_dashboard_answers(sim_nircam_sub640, 
 
     sim = sim_nircam_sub640
     folder, paths = _program(sim, tmp_path, n=2, truncated=False)
-    steps = {}
-    for step, rt, path in _step_refs(sim):
-        steps.setdefault(step, {})[f"override_{rt}"] = path
+    steps = _steps(sim)
     pipe = Detector1Pipeline(steps=steps, output_dir=str(tmp_path / "out"), save_results=True)
     answers, names = [], []
     with LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
@@ -235,9 +237,7 @@ def test_save_intermediates_as_zarr_from_the_workers(sim_nircam_sub640, tmp_path
     assert sorted(p.name for p in out.glob(f"{root}*.zarr")) == [
         f"{root}_{s}.zarr" for s in ("jump", "rate", "rateints")]
     assert not list(out.glob(".*"))  # no temporary store left
-    steps = {}
-    for step, rt, path in _step_refs(sim):
-        steps.setdefault(step, {})[f"override_{rt}"] = path
+    steps = _steps(sim)
     pipe = Detector1Pipeline(steps=steps)
     expected = pipe.build(str(paths[0]))["steps"]["jump"].compute()
     stored = detflow.open_product(out / f"{root}_jump.zarr")
