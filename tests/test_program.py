@@ -302,13 +302,18 @@ class _FakeCompleted:
 class _FakeClient:
     def __init__(self):
         self.n = 0
+        self.placed = []
 
-    def compute(self, task, optimize_graph=True):
+    def compute(self, task, optimize_graph=True, workers=None, allow_other_workers=False):
         self.n += 1
+        self.placed.append(workers[0])
         return _FakeFuture(f"exp{self.n}", task)
 
     def nthreads(self):
         return {"w1": 2, "w2": 2}
+
+    def scheduler_info(self):
+        return {"workers": {"w1": {}, "w2": {}}}
 
 
 def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
@@ -344,10 +349,13 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
         most.clear()
         alive.clear()
         tracemalloc.start()
+        client = _FakeClient()
         outcomes = run_program([f"jw{i:05d}_uncal.fits" for i in range(n)], plan,
-                               client=_FakeClient(), max_in_flight=3)
+                               client=client, max_in_flight=3)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
+        # exposures go to the worker with the fewest in flight: both get their share
+        assert abs(client.placed.count("w1") - client.placed.count("w2")) <= n // 10
         assert [o.status for o in outcomes] == [DONE] * n, outcomes[0].error
         return peak, max(most)
 
