@@ -118,15 +118,11 @@ def read_workflow(path) -> Workflow:
         the entry.
     """
     import jsonschema
-    import yaml
+
+    from detflow.io.yamlfile import read_yaml
 
     path = Path(path)
-    if not path.exists():
-        raise ParameterError(f"workflow {path}: file not found")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"workflow {path}: not valid YAML ({exc})") from None
+    doc = read_yaml(path, "workflow")
     validator = jsonschema.Draft202012Validator(SCHEMA)
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:

@@ -140,9 +140,8 @@ def read_cluster_spec(name_or_path):
     """
     from pathlib import Path
 
-    import yaml
-
     from detflow.errors import ParameterError
+    from detflow.io.yamlfile import read_yaml
 
     path = Path(name_or_path)
     if not path.suffix:
@@ -154,12 +153,7 @@ def read_cluster_spec(name_or_path):
                 f"detflow's checkout; give a spec file's path, or one of "
                 f"{', '.join(CLUSTER_KINDS)}")
         path = found[0]
-    if not path.exists():
-        raise ParameterError(f"cluster spec {path}: file not found")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ParameterError(f"cluster spec {path}: not valid YAML ({exc})") from None
+    spec = read_yaml(path, "cluster spec")
     if not isinstance(spec, dict):
         raise ParameterError(f"cluster spec {path}: expected a mapping")
     unknown = set(spec) - {"cluster", "options", "scale", "adapt", "manifest"}
@@ -183,7 +177,7 @@ def read_cluster_spec(name_or_path):
         mpath = path.parent / manifest
         if not mpath.exists():
             raise ParameterError(f"cluster spec {path}: manifest {mpath} not found")
-        out["manifest"] = yaml.safe_load(mpath.read_text())
+        out["manifest"] = read_yaml(mpath, "DaskCluster manifest")
         check_daskcluster_manifest(out["manifest"], mpath)
     return out
 
