@@ -5,6 +5,8 @@ with stdatamodels, for tests that need a file on disk but not the physics of
 the full simulator (``detflow.simulator``).
 """
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,22 @@ def make_uncal(tmp_path):
         return write_small_uncal(tmp_path / name, **kwargs)
 
     return _make
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory):
+    """Factory for module-scoped fixtures: ``module_tmp("name")`` is a fresh folder that is
+    removed when the test module ends (full-frame exposures and jwst's step products take
+    hundreds of MiB each; the suite's disk peak must stay small on CI)."""
+    made = []
+
+    def _make(name):
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield _make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # --- simulated exposures, made once per test session --------------------------------------

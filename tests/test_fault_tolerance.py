@@ -98,11 +98,12 @@ def test_worker_killed_mid_run_same_bits(cluster, sim_nircam_tso, tmp_path):
                 first_done.set()
 
         def killer():
-            # once an exposure is done, kill a worker while it is working
+            # once an exposure is done, kill a worker while it is working on (or holds
+            # the intermediate results of) the exposures in flight
             first_done.wait(timeout=300)
             deadline = time.time() + 120
             while time.time() < deadline:
-                if client.processing().get(victim):
+                if client.processing().get(victim) or client.has_what().get(victim):
                     workers[victim].send_signal(signal.SIGKILL)
                     killed.append(victim)
                     return

@@ -68,16 +68,16 @@ def test_same_bits_for_any_chunking_and_workers(sim_nircam_sub640, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def full_frame_two_ints(tmp_path_factory, crds_offline):
+def full_frame_two_ints(module_tmp, crds_offline):
     """NIRCam full frame, RAPID, 10 groups x 2 integrations with a ZEROFRAME, and jwst's
     rate and rateints for it (run once for the module)."""
     from jwst_oracle import run_detector1
 
     from detflow.simulator import simulate
 
-    sim = simulate("nircam", tmp_path_factory.mktemp("nircam_full_2ints"), ngroups=10,
+    sim = simulate("nircam", module_tmp("nircam_full_2ints"), ngroups=10,
                    nints=2, zeroframe=True)
-    out = tmp_path_factory.mktemp("jwst_full_2ints")
+    out = module_tmp("jwst_full_2ints")
     model = run_detector1(sim.uncal, {k.lower(): str(v) for k, v in sim.refs.items()}, out,
                           crds_offline["CRDS_PATH"])
     model.close()

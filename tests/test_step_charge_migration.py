@@ -153,7 +153,7 @@ def _run_jwst_step(crds_env, inp, out_path, **params):
 
 
 @pytest.fixture(scope="module")
-def jwst_charge_migration(jwst_steps, crds_offline, tmp_path_factory):
+def jwst_charge_migration(jwst_steps, crds_offline, module_tmp):
     """Factory: ``(sim, jwst's input, jwst's ChargeMigrationStep output, threshold)``."""
     cache = {}
 
@@ -162,7 +162,7 @@ def jwst_charge_migration(jwst_steps, crds_offline, tmp_path_factory):
             sim, products = jwst_steps(which)
             inp = step_input(products, "charge_migration")
             assert inp == products["dark_current"]
-            out = tmp_path_factory.mktemp(f"cm_{which}") / "jwst_charge_migration.fits"
+            out = module_tmp(f"cm_{which}") / "jwst_charge_migration.fits"
             thr = THRESHOLDS[which]
             cache[which] = (sim, inp, _run_jwst_step(crds_offline, inp, out,
                                                       signal_threshold=thr), thr)
@@ -234,13 +234,13 @@ def test_skips_as_jwst_does(make_uncal):
 
 
 @pytest.fixture(scope="module")
-def jwst_with_charge_migration(tmp_path_factory, crds_offline, request):
+def jwst_with_charge_migration(module_tmp, crds_offline, request):
     """jwst's Detector1Pipeline on SUB640 with charge_migration on (threshold 20 DN), every
     step's product saved."""
     sim = request.getfixturevalue("sim_nircam_sub640")
     thr = THRESHOLDS["sim_nircam_sub640"]
     steps = {"charge_migration": {"skip": False, "signal_threshold": thr}}
-    out = tmp_path_factory.mktemp("jwst_cm_on")
+    out = module_tmp("jwst_cm_on")
     return sim, jwst_step_products(sim, out, crds_offline["CRDS_PATH"], steps=steps), steps
 
 

@@ -131,10 +131,10 @@ def _kernel(alpha=0.006, size=3):
 
 
 @pytest.fixture(scope="module")
-def ipc_refs(tmp_path_factory):
+def ipc_refs(module_tmp):
     """A 3 x 3 and a 5 x 5 kernel, and per-pixel kernels (3, 3, 2048, 2048) for NIRCam
     NRCA1; a 3 x 3 and per-pixel kernels (3, 3, 1024, 1032) for MIRI."""
-    out = tmp_path_factory.mktemp("ipc_refs")
+    out = module_tmp("ipc_refs")
     rng = np.random.default_rng(7)
     refs = {
         "nrc3": _write_ipc(out / "ipc_nrc_3x3.fits", _kernel()),
@@ -152,10 +152,10 @@ def ipc_refs(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sim_nircam_sub160(tmp_path_factory):
+def sim_nircam_sub160(module_tmp):
     from detflow.simulator import simulate
 
-    return simulate("nircam", tmp_path_factory.mktemp("nircam_sub160"), subarray="SUB160",
+    return simulate("nircam", module_tmp("nircam_sub160"), subarray="SUB160",
                     ngroups=4, nints=1)
 
 

@@ -96,7 +96,7 @@ def test_jump_matches_jwst(which, jwst_steps):
 
 
 @pytest.fixture(scope="module")
-def regime_cases(tmp_path_factory, crds_offline):
+def regime_cases(module_tmp, crds_offline):
     """Factory: simulated SUB160 exposures for the other regimes, each run through jwst
     once: 12 groups (single pass), 3 groups x 100 integrations (sigma clip), 4 groups x 1
     integration (three differences: four_group_rejection_threshold)."""
@@ -108,9 +108,9 @@ def regime_cases(tmp_path_factory, crds_offline):
     def _get(name):
         if name not in cache:
             ngroups, nints = shapes[name]
-            sim = simulate("nircam", tmp_path_factory.mktemp(f"jump_{name}"),
+            sim = simulate("nircam", module_tmp(f"jump_{name}"),
                            subarray="SUB160", ngroups=ngroups, nints=nints, seed=3)
-            out = tmp_path_factory.mktemp(f"jump_{name}_jwst")
+            out = module_tmp(f"jump_{name}_jwst")
             cache[name] = (sim, jwst_step_products(sim, out, crds_offline["CRDS_PATH"]))
         return cache[name]
 

@@ -85,10 +85,10 @@ def test_ramp_fit_matches_jwst(which, jwst_steps):
 
 
 @pytest.fixture(scope="module")
-def bright2_options(sim_nircam_bright2, tmp_path_factory, crds_offline):
+def bright2_options(sim_nircam_bright2, module_tmp, crds_offline):
     """jwst's pipeline on BRIGHT2 (ZEROFRAME) with suppress_one_group=False and save_opt:
     one-good-group and group-0-saturated ramps get slopes from group 0 or ZEROFRAME."""
-    out = tmp_path_factory.mktemp("jwst_bright2_options")
+    out = module_tmp("jwst_bright2_options")
     params = {"ramp_fit": {"suppress_one_group": False, "save_opt": True}}
     products = jwst_step_products(sim_nircam_bright2, out, crds_offline["CRDS_PATH"],
                                   steps=params)

@@ -64,7 +64,7 @@ def _run_jwst_saturation(crds_env, inp, outdir, **params):
 
 
 @pytest.fixture(scope="module")
-def stress_case(jwst_steps, tmp_path_factory):
+def stress_case(jwst_steps, module_tmp):
     """jwst's BRIGHT2 saturation input with hard cases placed on tile edges (x = 64, 128;
     y = 77, 154 for chunks of 77 x 64), and a saturation reference file with extra NaN
     thresholds (no DQ bit) and NO_SAT_CHECK bits on finite thresholds.
@@ -81,7 +81,7 @@ def stress_case(jwst_steps, tmp_path_factory):
     from stdatamodels.jwst import datamodels as dm
 
     sim, products = jwst_steps("sim_nircam_bright2")
-    out = tmp_path_factory.mktemp("sat_stress")
+    out = module_tmp("sat_stress")
     sat_path = out / "saturation_stress.fits"
     with dm.SaturationModel(str(sim.refs["SATURATION"])) as ref:
         thresh = ref.data.copy()
