@@ -75,7 +75,8 @@ def _build_parser():
         description=(
             "Run detector1 on INPUT files, with the arguments of "
             "'strun jwst.pipeline.Detector1Pipeline': an optional ASDF parameter file first, "
-            "--output_dir, --save_results and --steps.STEP.PARAM=VALUE."
+            "--output_dir, --save_results, the pipeline's own --PARAM=VALUE (e.g. "
+            "--save_calibrated_ramp=true) and --steps.STEP.PARAM=VALUE."
         ),
     )
     run.add_argument("inputs", nargs="+", metavar="[PARAMFILE.asdf|WORKFLOW.yaml] INPUT",
@@ -244,12 +245,12 @@ def _cmd_info(args):
 
 def _split_extra(extra):
     """argparse leaves inputs that follow an option among the unknown words: separate the
-    ``--steps.STEP.PARAM[=]VALUE`` items from the input files."""
+    ``--steps.STEP.PARAM[=]VALUE`` and ``--PARAM[=]VALUE`` items from the input files."""
     inputs, step_words = [], []
     i = 0
     while i < len(extra):
         word = extra[i]
-        if word.startswith("--steps.") and "=" not in word and i + 1 < len(extra):
+        if word.startswith("--") and "=" not in word and i + 1 < len(extra):
             step_words += extra[i : i + 2]
             i += 2
             continue
@@ -277,17 +278,38 @@ def _cmd_run(args, extra):
     step_params = {k: dict(v) for k, v in pars["steps"].items()}
     if pars["step"]:
         step_params.setdefault(pars["step"], {}).update(pars["parameters"])
-    for step, values in parse_step_args(step_words).items():
-        step_params.setdefault(step, {}).update(values)
+    own = _own_parameters(pars["step"])
+    for step, values in parse_step_args(step_words, own).items():
+        if step is None:  # --PARAM=VALUE: the pipeline's (or the one step's) own
+            if pars["step"]:
+                step_params[pars["step"]].update(values)
+            else:
+                pars["parameters"].update(values)
+        else:
+            step_params.setdefault(step, {}).update(values)
 
     from detflow.program import expand_inputs
 
     inputs = expand_inputs(inputs)
     if args.dry_run:
-        return _dry_run(inputs, pars, step_params, args.refs)
+        return _dry_run(inputs, pars, step_params, args)
     if pars["step"]:
         return _run_step_file(inputs, pars, step_params, args)
     return _run_program(inputs, pars, step_params, args)
+
+
+def _own_parameters(step):
+    """The names ``--PARAM=VALUE`` may set, as strun takes them: the pipeline's own
+    parameters, or, with a single-step parameter file, that step's (those with options
+    of their own here, like --output_dir, are left to them)."""
+    from detflow.interfaces import Detector1Pipeline
+    from detflow.steps import get_step
+
+    if step:
+        names = set(get_step(step).params) | set(Detector1Pipeline._own)
+    else:
+        names = set(Detector1Pipeline._own)
+    return names - {"output_dir", "save_results"}
 
 
 def _apply_workflow(path, more_inputs, args):
@@ -387,11 +409,9 @@ def _cluster_spec(args):
     return read_cluster_spec(args.cluster)
 
 
-def _run_program(inputs, pars, step_params, args):
-    """Run the pipeline over every input (one exposure or a program); returns the exit
-    status: 0, 1 when an exposure failed, 130 on Ctrl-C."""
+def _pipeline(pars, step_params, args):
+    """The Detector1Pipeline a run uses."""
     from detflow.interfaces import Detector1Pipeline
-    from detflow.program import FAILED, run_program
 
     own = {k: v for k, v in pars["parameters"].items()}
     pipe = Detector1Pipeline(steps=step_params, refs_dir=args.refs,
@@ -399,6 +419,15 @@ def _run_program(inputs, pars, step_params, args):
                              **own)
     pipe.output_dir = str(Path(args.output_dir or "."))
     pipe.save_results = True
+    return pipe
+
+
+def _run_program(inputs, pars, step_params, args):
+    """Run the pipeline over every input (one exposure or a program); returns the exit
+    status: 0, 1 when an exposure failed, 130 on Ctrl-C."""
+    from detflow.program import FAILED, run_program
+
+    pipe = _pipeline(pars, step_params, args)
 
     t_start = time.perf_counter()
     with _scheduler(args, len(inputs)) as client:
@@ -407,17 +436,16 @@ def _run_program(inputs, pars, step_params, args):
             from distributed import performance_report
 
             report = performance_report(filename=args.performance_report)
-        in_flight = args.max_in_flight
-        if _persistence_files(pipe) and len(inputs) > 1:
-            # jwst chains persistence through one file, read and rewritten by each
-            # exposure: exposures then run one at a time, in the order given
-            print("persistence files in use: one exposure at a time, in the order given")
-            in_flight = 1
+        chains = pipe.persistence_chains(inputs) if len(inputs) > 1 else None
+        if chains is not None:
+            print(f"persistence: {len(inputs)} exposures chained in start-time order "
+                  f"within each of {len(chains)} detector(s)")
         try:
             with report:
                 outcomes = run_program(
-                    inputs, pipe.plan, products=pipe.product_paths, client=client,
-                    max_in_flight=in_flight, overwrite=args.overwrite,
+                    inputs, pipe.plan, products=pipe.product_paths,
+                    chains=None if chains is None else (lambda _: chains), client=client,
+                    max_in_flight=args.max_in_flight, overwrite=args.overwrite,
                     on_event=_outcome_printer(len(inputs)))
         except KeyboardInterrupt as exc:
             _print_summary(getattr(exc, "outcomes", []))
@@ -446,12 +474,6 @@ def _scheduler(args, n_inputs):
             print(f"dask scheduler: {scheduler} (no cluster, no dashboard; "
                   "--dashboard starts a local cluster)")
         yield client
-
-
-def _persistence_files(pipe):
-    """Whether the persistence step runs with jwst's persistence array files."""
-    step = pipe.persistence
-    return not step.skip and bool(step.save_persistence or step.persistence_array_file)
 
 
 def _run_step_file(inputs, pars, step_params, args):
@@ -488,38 +510,88 @@ def _run_one(path, pars, step_params, args):
     return [product_path(path, outdir, sfx) for sfx in suffixes]
 
 
-def _dry_run(inputs, pars, step_params, refs_dir):
-    """Check inputs and resolve every reference file; print the plan."""
+def _dry_run(inputs, pars, step_params, args):
+    """Check inputs and resolve every reference file; print the plan (each exposure's
+    steps and references: in full for the first one and wherever they differ from
+    it), and for a program what the scheduler will hold. Nothing is computed."""
     from detflow.io.exposure import open_exposure
-    from detflow.io.refs import resolve_reference
-    from detflow.pipeline.order import steps_for
 
+    first = None
     for path in inputs:
         t0 = time.perf_counter()
         ds = open_exposure(path)
-        print(f"{Path(path).name}: {ds.attrs.get('instrument')} {ds.attrs.get('detector')} "
-              f"{dict(ds.sizes)}")
-        sequence = steps_for(ds.attrs.get("instrument"))
-        if pars.get("step"):
-            sequence = [s for s in sequence if s.name == pars["step"]]
-        for spec in sequence:
-            p = step_params.get(spec.name, {})
-            skip = p.get("skip", spec.skip_default) and not pars.get("step")
-            refs = []
-            for reftype in spec.reftypes:
-                if skip:
-                    break
-                ref = resolve_reference(
-                    reftype.upper(), ds.attrs,
-                    override=p.get(f"override_{reftype}"),
-                    refs_dir=refs_dir,
-                    optional=reftype in spec.optional_refs,
-                )
-                refs.append(f"{reftype}={Path(ref).name if ref != 'N/A' else 'N/A'}")
-            state = "skip" if skip else "run "
-            print(f"  {state} {spec.name:<20} {' '.join(refs)}")
+        rows = _dry_run_rows(ds, pars, step_params, args.refs)
+        head = (f"{Path(path).name}: {ds.attrs.get('instrument')} {ds.attrs.get('detector')} "
+                f"{dict(ds.sizes)}")
+        if first is not None and rows == first:
+            print(f"{head}: same steps and references ({time.perf_counter() - t0:.2f} s)")
+            continue
+        first = rows if first is None else first
+        print(head)
+        for row in rows:
+            print(row)
         print(f"  checked in {time.perf_counter() - t0:.2f} s")
+    if len(inputs) > 1 and not pars.get("step"):
+        _dry_run_program(inputs, pars, step_params, args)
     return 0
+
+
+def _dry_run_rows(ds, pars, step_params, refs_dir):
+    from detflow.io.refs import resolve_reference
+    from detflow.pipeline.order import steps_for
+
+    sequence = steps_for(ds.attrs.get("instrument"))
+    if pars.get("step"):
+        sequence = [s for s in sequence if s.name == pars["step"]]
+    rows = []
+    for spec in sequence:
+        p = step_params.get(spec.name, {})
+        skip = p.get("skip", spec.skip_default) and not pars.get("step")
+        refs = []
+        for reftype in spec.reftypes:
+            if skip:
+                break
+            ref = resolve_reference(
+                reftype.upper(), ds.attrs,
+                override=p.get(f"override_{reftype}"),
+                refs_dir=refs_dir,
+                optional=reftype in spec.optional_refs,
+            )
+            refs.append(f"{reftype}={Path(ref).name if ref != 'N/A' else 'N/A'}")
+        state = "skip" if skip else "run "
+        rows.append(f"  {state} {spec.name:<20} {' '.join(refs)}")
+    return rows
+
+
+def _dry_run_program(inputs, pars, step_params, args):
+    """What a program puts in the scheduler: the first exposure's graph size, times the
+    exposures admitted at once; and how persistence chains the exposures."""
+    from detflow.program import named_tasks
+
+    pipe = _pipeline(pars, step_params, args)
+    chains = pipe.persistence_chains(inputs)
+    items = pipe.plan(inputs[0]) if chains is None else pipe.plan(
+        inputs[0], save_persistence=False)
+    carry = getattr(items, "carry", None) if chains is not None else None
+    tasks = named_tasks(items, carry)
+    graph = {}
+    for task in tasks:
+        if task is not None:
+            graph.update(task.__dask_graph__())
+    most = args.max_in_flight
+    bound = (f"at most {most} in the scheduler at once (--max-in-flight): at most "
+             f"~{most * len(graph)} tasks" if most else
+             "at most --max-in-flight in the scheduler at once (default: the cluster's "
+             "threads, at least 2)")
+    print(f"program: {len(inputs)} exposures; {len(graph)} tasks for "
+          f"{Path(inputs[0]).name}; each exposure's graph is built when it is admitted, "
+          f"{bound}")
+    if chains is None:
+        print("persistence: off, exposures independent")
+    else:
+        sizes = ", ".join(str(len(c)) for c in chains)
+        print(f"persistence: chained in start-time order, {len(chains)} chain(s) of "
+              f"{sizes} exposure(s), one per detector")
 
 
 def console_main():

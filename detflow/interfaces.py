@@ -179,10 +179,13 @@ class Plan(list):
     """What a pipeline run writes: ``[(kind, lazy Dataset, path)]``; ``stages`` holds
     ``[(step, lazy Dataset)]`` in pipeline order (the input as ``read``) and ``root`` the
     exposure's product root name, to name the tasks after steps and exposure
-    (:mod:`detflow.runtime.names`)."""
+    (:mod:`detflow.runtime.names`). ``carry`` is the state the next exposure of a
+    program's chain takes in (the persistence windows, a lazy ``(y, x)`` DataArray), or
+    None."""
 
     stages: list
     root: str
+    carry = None
 
 
 def _persistence_item(alias, result, params, filename):
@@ -301,11 +304,20 @@ class Detector1Pipeline:
             return computed["rate"]
         return self.build(data)["rate"]
 
-    def plan(self, data):
-        """What :meth:`run` writes, lazily: ``[(kind, Dataset, path)]`` as
-        :func:`detflow.runtime.execute.compute_and_write` takes them (nothing computed)."""
+    def plan(self, data, persistence_array=None, save_persistence=True):
+        """What :meth:`run` writes, lazily: a :class:`Plan`, ``[(kind, Dataset, path)]`` as
+        :func:`detflow.runtime.execute.compute_and_write` takes them (nothing computed).
+
+        In a program whose exposures are chained by persistence
+        (:meth:`persistence_chains`), ``persistence_array`` is the windows carried in
+        from the previous exposure of the detector (it replaces
+        ``persistence_array_file``), and ``save_persistence=False`` leaves the step's
+        ``save_persistence`` file to the last exposure of the chain. The plan's ``carry``
+        is this exposure's outgoing windows when the persistence step runs.
+        """
         ds = _as_dataset(data)
-        built = build_detector1(ds, self.step_params(), self.refs_dir)
+        built = build_detector1(ds, self.step_params(), self.refs_dir,
+                                persistence_array=persistence_array)
         outdir = Path(self.output_dir or ".")
         base = self.output_file or ds.attrs.get("source") or "detflow"
         items = Plan()
@@ -319,8 +331,10 @@ class Detector1Pipeline:
             step = getattr(self, alias)
             if alias == "persistence":
                 item = _persistence_item(alias, step_ds, step.get_pars(), last_saved)
-                if item is not None:
+                if item is not None and save_persistence:
                     items.append(item)
+                if _ran(step_ds, alias) and "persistence_array" in step_ds:
+                    items.carry = step_ds["persistence_array"]
             if step.save_results:
                 path = product_path(base, outdir, step.suffix or alias)
                 items.append(("ramp", step_ds, path))
@@ -345,6 +359,50 @@ class Detector1Pipeline:
                 path = product_path(base, outdir, alias, ext=".zarr")
                 items.append(("zarr", built["steps"][alias], path))
         return items
+
+    def persistence_chains(self, inputs):
+        """How a program's exposures are chained by persistence, or None.
+
+        When the persistence step runs (not skipped, a positive ``persistence_time``),
+        the exposures of each detector are ordered by start time (``EXPSTART``; equal
+        times keep the order given) and each one takes in the windows the one before it
+        left (:meth:`plan`'s ``persistence_array``); exposures of different detectors are
+        independent. jwst chains them through ``save_persistence`` /
+        ``persistence_array_file``, one exposure after another; here the chain is an
+        edge of the graph: the first exposure of each detector reads
+        ``persistence_array_file`` (if given), the last one writes ``save_persistence``.
+
+        Parameters
+        ----------
+        inputs : sequence of str
+            The program's exposures (paths or URLs).
+
+        Returns
+        -------
+        list of list of str, or None
+            The chains, each in time order, in the order of their first input; None when
+            persistence does not run. An input whose header cannot be read is a chain of
+            its own (it fails with its error when its graph is built).
+        """
+        step = self.persistence
+        ptime = step.persistence_time
+        if step.skip or ptime is None or not ptime > 0:
+            return None
+        from detflow.errors import DetflowError
+        from detflow.io.exposure import detector_and_start
+
+        chains, order = {}, []
+        for i, source in enumerate(inputs):
+            try:
+                detector, start = detector_and_start(source)
+            except DetflowError:
+                detector, start = None, None
+            key = detector if detector is not None else ("unread", i)
+            if key not in chains:
+                chains[key] = []
+                order.append(key)
+            chains[key].append((start if start is not None else float("inf"), i, source))
+        return [[source for _, _, source in sorted(chains[key])] for key in order]
 
     def product_paths(self, source):
         """The exposure products :meth:`run` writes for the input ``source`` (path or

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detflow.errors import DetflowError, InputFileError
-from detflow.runtime.execute import compute_and_write, write_task
+from detflow.runtime.execute import CARRY, compute_and_write, write_task
 
 #: File names a folder given as input contributes (raw and ramp exposures).
 EXPOSURE_PATTERNS = ("*_uncal.fits", "*_ramp.fits")
@@ -102,11 +102,35 @@ def _error_text(exc):
     return f"{type(exc).__name__}: {exc}"
 
 
+@dataclass(eq=False, slots=True)
+class _Job:
+    """One exposure to run. In a chained program (persistence), ``prev`` is the
+    exposure before it in its detector's chain, whose carried state it takes in."""
+
+    exp: str
+    prev: _Job | None = None
+    last: bool = True  # last of its chain: writes the chain's shared file
+    chained: bool = False
+    carry_only: bool = False  # products complete: run only for the state it carries
+    needed: bool = False  # the next exposure of the chain takes in its state
+    carry: object = None  # its state: array (here), Future (cluster) or _BROKEN
+    carry_shape: tuple = ()  # (shape, dtype) of a state held on the cluster
+    error: str = ""  # why it failed (for the next one's message)
+
+
+class _Broken:
+    """The state of an exposure that failed before making it."""
+
+
+_BROKEN = _Broken()
+
+
 def run_program(
     inputs: Sequence[str],
-    plan: Callable[[str], list],
+    plan: Callable[..., list],
     *,
     products: Callable[[str], list] | None = None,
+    chains: Callable[[Sequence[str]], list | None] | None = None,
     client=None,
     max_in_flight: int | None = None,
     overwrite: bool = False,
@@ -120,10 +144,22 @@ def run_program(
         The exposures (see :func:`expand_inputs`).
     plan : callable
         ``plan(input) -> [(kind, lazy Dataset, path)]``: builds one exposure's graph and
-        says what to write (e.g. :meth:`detflow.Detector1Pipeline.plan`).
+        says what to write (e.g. :meth:`detflow.Detector1Pipeline.plan`). In a chained
+        program it is called ``plan(input, persistence_array=..., save_persistence=...)``
+        and its result's ``carry`` attribute is the state the next exposure takes in.
     products : callable, optional
         ``products(input) -> [path]``: the products that make an exposure complete; an
         exposure whose products all exist is skipped unless ``overwrite``.
+    chains : callable, optional
+        ``chains(inputs) -> [[input, ...], ...] or None`` (e.g.
+        :meth:`detflow.Detector1Pipeline.persistence_chains`): exposures whose state
+        runs from one to the next, in order. Each exposure's ``persistence_array`` is
+        then the previous one's ``carry`` -- on a cluster an edge of the graph, so the
+        chain's other steps still run side by side -- and only the last one of a chain
+        gets ``save_persistence=True``. An exposure whose products exist but whose state
+        a later one needs is computed up to its state (nothing written) and reported
+        skipped. When an exposure fails before its state is made, the rest of its chain
+        fails with a message naming it.
     client : distributed.Client, optional
         Run on this cluster, ``max_in_flight`` exposures at a time; None: one exposure
         after the other on Dask's current scheduler (each using every core).
@@ -149,17 +185,18 @@ def run_program(
         if on_event is not None:
             on_event(outcome)
 
-    todo = []
+    complete = {exp: not overwrite and products is not None and is_complete(products(exp))
+                for exp in inputs}
     for exp in inputs:
-        if not overwrite and products is not None and is_complete(products(exp)):
+        if complete[exp]:
             decide(outcomes[exp], SKIPPED)
-        else:
-            todo.append(exp)
+    groups = chains(list(inputs)) if chains is not None and len(inputs) > 1 else None
+    jobs = _jobs(inputs, groups, complete)
     try:
         if client is None:
-            _run_here(todo, plan, outcomes, decide)
+            _run_here(jobs, plan, outcomes, decide)
         else:
-            _run_on_cluster(todo, plan, outcomes, decide, client, max_in_flight)
+            _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight)
     except KeyboardInterrupt as exc:
         for outcome in outcomes.values():
             if not outcome.status:
@@ -169,35 +206,136 @@ def run_program(
     return [outcomes[e] for e in inputs]
 
 
-def _run_here(todo, plan, outcomes, decide):
-    for exp in todo:
-        outcome = outcomes[exp]
+def _jobs(inputs, groups, complete):
+    """The exposures to run, in the order to admit them: as given, or, for chains,
+    the first of every chain, then the second of every chain, ... (so each one's
+    predecessor is admitted before it, and chains progress side by side)."""
+    if groups is None:  # made as they are admitted: a long program holds none ahead
+        return (_Job(exp) for exp in inputs if not complete[exp])
+    if sorted(e for g in groups for e in g) != sorted(inputs):
+        raise ValueError("the chains must hold every input once")
+    columns = []
+    for group in groups:
+        # everything before the last exposure to redo makes its state for the next one
+        last_todo = max((i for i, e in enumerate(group) if not complete[e]), default=-1)
+        prev = None
+        for i, exp in enumerate(group[: last_todo + 1]):
+            job = _Job(exp, prev=prev, last=i == len(group) - 1, chained=True,
+                       carry_only=complete[exp], needed=i < last_todo)
+            if len(columns) <= i:
+                columns.append([])
+            columns[i].append(job)
+            prev = job
+    return [job for column in columns for job in column]
+
+
+def _chain_error(job):
+    """Why ``job`` cannot run: its predecessor failed before making its state (or "")."""
+    prev = job.prev
+    if prev is None or prev.carry is not _BROKEN:
+        return ""
+    name = Path(prev.exp).name if not _is_url(prev.exp) else prev.exp
+    return (f"persistence chain: the previous exposure of this detector, {name}, "
+            f"failed: {prev.error.splitlines()[0] if prev.error else 'no state'}")
+
+
+def _plan_job(plan, job, incoming):
+    if not job.chained:
+        return plan(job.exp)
+    return plan(job.exp, persistence_array=incoming, save_persistence=job.last)
+
+
+def _carry_item(items):
+    carry = getattr(items, "carry", None)
+    return None if carry is None else (CARRY, carry, None)
+
+
+def _run_here(jobs, plan, outcomes, decide):
+    for job in jobs:
+        outcome = outcomes[job.exp]
         t0 = time.perf_counter()
+        items, reason = None, _chain_error(job)
         try:
-            written = compute_and_write(plan(exp))
+            if reason:
+                raise _ChainBroken(reason)
+            items = _plan_job(plan, job, None if job.prev is None else job.prev.carry)
+            todo = [] if job.carry_only else list(items)
+            carry = _carry_item(items) if job.needed else None
+            written = compute_and_write(todo + ([carry] if carry else []))
         except Exception as exc:  # one exposure's failure does not stop the program
-            outcome.seconds = time.perf_counter() - t0
-            decide(outcome, FAILED, _error_text(exc))
+            job.error = _error_text(exc)
+            job.carry = _salvage_carry(items) if job.needed and items is not None else None
+            if job.needed and job.carry is None:
+                job.carry = _BROKEN
+            if not job.carry_only:
+                outcome.seconds = time.perf_counter() - t0
+                decide(outcome, FAILED, job.error)
             continue
-        outcome.seconds = time.perf_counter() - t0
-        decide(outcome, DONE, written=[str(p) for _, _, p in written if p is not None])
+        finally:
+            if job.prev is not None and job.prev.carry is not _BROKEN:
+                job.prev.carry = None  # taken in: let it go
+        if job.needed:
+            job.carry = next((ds.values for kind, ds, _ in written if kind == CARRY), None)
+        if not job.carry_only:
+            outcome.seconds = time.perf_counter() - t0
+            decide(outcome, DONE, written=[str(p) for k, _, p in written
+                                           if p is not None and k != CARRY])
 
 
-def _named_task(items):
-    """One task computing and writing ``items`` on a worker, its tasks named after the
-    steps and the exposure when ``items`` tells them (a :class:`detflow.interfaces.Plan`)."""
+class _ChainBroken(DetflowError):
+    """The previous exposure of a chain failed before making its state."""
+
+
+def _salvage_carry(items):
+    """An exposure failed after its graph was built: its state alone, when that part of
+    the graph still computes (a later step failed), for the next exposure of the chain;
+    None when it does not."""
+    carry = getattr(items, "carry", None)
+    if carry is None:
+        return None
+    try:
+        return carry.values
+    except Exception:
+        return None
+
+
+def named_tasks(items, carry=None, write=True):
+    """``(write, keep)``: the tasks of one exposure on a worker -- ``write`` computes and
+    writes ``items`` (None when ``write`` is False), ``keep`` holds the computed state
+    ``carry`` (a lazy DataArray) in the cluster's memory for the next exposure of its
+    chain (None without it) -- renamed together after the steps and the exposure when
+    ``items`` tells them (a :class:`detflow.interfaces.Plan`), so what they share runs
+    once."""
     import dask
+    import numpy as np
 
     from detflow.runtime.names import label_by_step, step_owners
 
     stages, root = getattr(items, "stages", None), getattr(items, "root", None)
-    task = write_task(items)
+    tasks = (write_task(items) if write else None,
+             None if carry is None else dask.delayed(np.asarray, pure=True)(carry.data))
+    live = [t for t in tasks if t is not None]
     if stages and root:
-        return label_by_step(task, step_owners(stages), root)
-    (task,) = dask.optimize(task)
-    return task
+        live = label_by_step(live, step_owners(stages), root)
+    else:
+        live = list(dask.optimize(*live))
+    named = iter(live)
+    return tuple(None if t is None else next(named) for t in tasks)
 
 
+def _incoming(job):
+    """The state ``job`` takes in: its predecessor's (a Future on a cluster) as a lazy
+    array, or None."""
+    if job.prev is None or job.prev.carry is None:
+        return None
+    carry = job.prev.carry
+    if not hasattr(carry, "key"):  # an array computed here
+        return carry
+    import dask
+    import dask.array as da
+
+    shape, dtype = job.prev.carry_shape
+    return da.from_delayed(dask.delayed(carry), shape, dtype=dtype)
 def _least_busy_worker(client, busy, given=()):
     """The worker with the fewest exposures in flight (``busy``: their workers; ties go
     to the one given the fewest so far, ``given``), for the next exposure: its tasks
@@ -229,54 +367,110 @@ def _as_completed():
     return as_completed()
 
 
-def _run_on_cluster(todo, plan, outcomes, decide, client, max_in_flight):
+def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight):
     limit = max_in_flight or _default_in_flight(client)
-    queue = iter(todo)
-    active = {}  # future key -> (exposure, start, preferred worker)
+    queue = iter(jobs)
+    holding = set()  # the exposures whose state the cluster holds for the next one
+    active = {}  # future key -> (job, start, preferred worker)
     placed = []  # the preferred worker of every exposure admitted so far
     futures = _as_completed()
 
+    def fail(job, t0, error):
+        job.error = error
+        if job.needed:
+            job.carry = _BROKEN
+        holding.discard(job.prev)
+        _let_go_of_prev(job)
+        if not job.carry_only:
+            outcomes[job.exp].seconds = time.perf_counter() - t0
+            decide(outcomes[job.exp], FAILED, error)
+
     def admit():
         while len(active) < limit:
-            exp = next(queue, None)
-            if exp is None:
+            job = next(queue, None)
+            if job is None:
                 return
             t0 = time.perf_counter()
+            reason = _chain_error(job)
+            if reason:
+                fail(job, t0, reason)
+                continue
             try:
                 worker = _least_busy_worker(client, [a[2] for a in active.values()],
                                             placed)
                 placed.append(worker)
                 where = {} if worker is None else {"workers": [worker],
                                                    "allow_other_workers": True}
-                future = client.compute(_named_task(plan(exp)), optimize_graph=False,
-                                        **where)
+                items = _plan_job(plan, job, _incoming(job))
+                carry = getattr(items, "carry", None) if job.needed else None
+                write, keep = named_tasks(items, carry, write=not job.carry_only)
+                submitted = client.compute([t for t in (write, keep) if t is not None],
+                                           optimize_graph=False, **where)
             except Exception as exc:  # building the graph failed: bad input, bad reference
-                outcomes[exp].seconds = time.perf_counter() - t0
-                decide(outcomes[exp], FAILED, _error_text(exc))
+                fail(job, t0, _error_text(exc))
                 continue
-            active[future.key] = (exp, t0, worker)
-            futures.add(future)
+            if keep is not None:
+                job.carry, job.carry_shape = submitted[-1], (carry.shape, carry.dtype)
+                holding.add(job)
+            tracked = submitted[0]
+            active[tracked.key] = (job, t0, worker)
+            futures.add(tracked)
 
     try:
         admit()
         for future in futures:
-            exp, t0, _ = active.pop(future.key)
-            outcome = outcomes[exp]
+            job, t0, _ = active.pop(future.key)
+            outcome = outcomes[job.exp]
             try:
                 written = future.result()
             except Exception as exc:
-                outcome.seconds = time.perf_counter() - t0
-                decide(outcome, FAILED, _error_text(exc))
+                error = _chain_failure(job) or _error_text(exc)
+                job.error = error
+                if job.needed and getattr(job.carry, "status", "") == "error":
+                    job.carry = _BROKEN
+                if not job.carry_only:
+                    outcome.seconds = time.perf_counter() - t0
+                    decide(outcome, FAILED, error)
             else:
-                outcome.seconds = time.perf_counter() - t0
-                decide(outcome, DONE, written=[p for _, p in written if p is not None])
+                if not job.carry_only:
+                    outcome.seconds = time.perf_counter() - t0
+                    decide(outcome, DONE, written=[p for _, p in written if p is not None])
             finally:
                 future.release()
+                holding.discard(job.prev)
+                _let_go_of_prev(job)
             admit()
     except BaseException:
         for future in list(futures.futures):
             future.cancel()
+        for job in holding:
+            if hasattr(job.carry, "cancel"):
+                job.carry.cancel()
         raise
+
+
+def _chain_failure(job):
+    """The message when ``job`` failed because its predecessor's state did (a failed
+    dependency on the cluster), else ""."""
+    prev = job.prev
+    if prev is not None and prev.carry is _BROKEN:
+        return _chain_error(job)
+    if prev is None or getattr(prev.carry, "status", "") != "error":
+        return ""
+    try:
+        prev.carry.result()
+    except Exception as exc:
+        prev.error = prev.error or _error_text(exc)
+    prev.carry = _BROKEN
+    return _chain_error(job)
+
+
+def _let_go_of_prev(job):
+    """``job`` is finished: the state it took in is needed no more."""
+    prev, job.prev = job.prev, None
+    if prev is not None and hasattr(prev.carry, "release"):
+        prev.carry.release()
+        prev.carry = None
 
 
 def summary_rows(outcomes: Sequence[Outcome]) -> list[tuple[str, str, str, str]]:

@@ -22,8 +22,8 @@ def run_cli(*args, cwd=None):
 
 
 @pytest.fixture(scope="module")
-def small_sim(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli_sim")
+def small_sim(module_tmp):
+    out = module_tmp("cli_sim")
     status = main(["simulate", "nircam", str(out), "--subarray", "SUB160", "--ngroups", "4",
                    "--nints", "2", "--seed", "3"])
     assert status == 0
@@ -193,6 +193,30 @@ def test_bad_step_arguments(small_sim):
     _assert_clean_error(status, err, "nosuchstep")
     status, _, err = run_cli("run", "--dry-run", _uncal(small_sim), "--steps.jump")
     _assert_clean_error(status, err)
+
+
+def test_pipeline_parameters_as_strun_takes_them(small_sim, tmp_path):
+    """``--save_calibrated_ramp true`` (or ``=true``) sets the pipeline's own parameter,
+    as with strun; an unknown one is a clear error listing those there are."""
+    status, out, err = run_cli("run", _uncal(small_sim), "--save_calibrated_ramp", "true",
+                               "--output_dir", tmp_path)
+    assert status == 0, err
+    root = _uncal(small_sim).name.replace("_uncal.fits", "")
+    assert (tmp_path / f"{root}_ramp.fits").exists()
+    status, _, err = run_cli("run", "--dry-run", _uncal(small_sim), "--save_calibrated=1")
+    _assert_clean_error(status, err, "--save_calibrated=1", "save_calibrated_ramp",
+                        "--steps.STEP.PARAM=VALUE")
+
+
+def test_step_file_parameters_on_the_command_line():
+    from detflow.pipeline.params import parse_step_args
+
+    got = parse_step_args(["--side_gain=0.5", "--steps.refpix.odd_even_rows", "false",
+                           "--skip", "true"], own={"side_gain", "skip"})
+    assert got == {None: {"side_gain": 0.5, "skip": True},
+                   "refpix": {"odd_even_rows": False}}
+    with pytest.raises(detflow.errors.ParameterError, match="unrecognised argument"):
+        parse_step_args(["--side_gain=0.5"])
 
 
 def test_asdf_parameter_file_is_honoured(small_sim, tmp_path):

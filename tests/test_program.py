@@ -304,10 +304,10 @@ class _FakeClient:
         self.n = 0
         self.placed = []
 
-    def compute(self, task, optimize_graph=True, workers=None, allow_other_workers=False):
+    def compute(self, tasks, optimize_graph=True, workers=None, allow_other_workers=False):
         self.n += 1
         self.placed.append(workers[0])
-        return _FakeFuture(f"exp{self.n}", task)
+        return [_FakeFuture(f"exp{self.n}-{i}", task) for i, task in enumerate(tasks)]
 
     def nthreads(self):
         return {"w1": 2, "w2": 2}
@@ -365,30 +365,228 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
     assert big_peak < 1.5 * small_peak, (small_peak, big_peak)
 
 
-def test_persistence_files_run_one_exposure_at_a_time(sim_nircam_sub640, tmp_path, capsys):
-    """With jwst's persistence files, each exposure reads and rewrites the file: a
-    program runs them one at a time in the order given, as sequential runs would."""
+def _retimed(src, dest, detector, minutes):
+    """A copy of an exposure as if taken by ``detector``, ``minutes`` after the original
+    (EXPSTART and the INT_TIMES table shifted)."""
     from astropy.io import fits
 
+    shutil.copy(src, dest)
+    shift = minutes / 1440.0
+    with fits.open(dest, mode="update") as hdul:
+        header = hdul[0].header
+        header["DETECTOR"] = detector
+        for key in ("EXPSTART", "EXPMID", "EXPEND"):
+            if key in header:
+                header[key] = header[key] + shift
+        if "INT_TIMES" in hdul:
+            table = hdul["INT_TIMES"].data
+            for col in table.columns.names:
+                if col.endswith("MJD_UTC"):
+                    table[col] = table[col] + shift
+    return dest
+
+
+def _chained_program(sim, folder):
+    """Three NRCA1 exposures 10 minutes apart and one NRCB1 exposure between them, in
+    an order that is not their time order."""
+    folder.mkdir()
+    name = "jw01234001001_01101_{:05d}_{}_uncal.fits"
+    a1 = _retimed(sim.uncal, folder / name.format(3, "nrca1"), "NRCA1", 0)
+    a2 = _retimed(sim.uncal, folder / name.format(1, "nrca1"), "NRCA1", 10)
+    a3 = _retimed(sim.uncal, folder / name.format(2, "nrca1"), "NRCA1", 20)
+    b1 = _retimed(sim.uncal, folder / name.format(4, "nrcb1"), "NRCB1", 5)
+    return [a1, a2, a3, b1]
+
+
+def _two_detector_refs(sim, folder):
+    """``--refs`` arguments: the simulation's reference files for NRCA1 and copies for
+    NRCB1 in one folder (a program over two detectors cannot use one override per
+    reference type), plus N/A for the types it has none of."""
+    from astropy.io import fits
+
+    folder.mkdir()
+    for path in sim.refs.values():
+        shutil.copy(path, folder / Path(path).name)
+        copy = folder / Path(path).name.replace("nrca1", "nrcb1")
+        shutil.copy(path, copy)
+        fits.setval(copy, "DETECTOR", value="NRCB1")
+    return ["--refs", str(folder)] + [f"--steps.{step}.override_{rt}=N/A"
+                                      for step, rt, path in _step_refs(sim) if path == "N/A"]
+
+
+def _persistence_args(save=None, incoming=None):
+    out = ["--steps.persistence.skip=false", "--steps.persistence.persistence_time=3000",
+           "--steps.persistence.persistence_dnu=true", "--save_calibrated_ramp=true"]
+    if save:
+        out.append(f"--steps.persistence.save_persistence={save}")
+    if incoming:
+        out.append(f"--steps.persistence.persistence_array_file={incoming}")
+    return out
+
+
+def _ramp_and_rates(outdir, path):
+    from astropy.io import fits
+
+    root = Path(path).name.replace("_uncal.fits", "")
+    out = _products(outdir, root)
+    with fits.open(outdir / f"{root}_ramp.fits") as hdul:
+        out["ramp"] = {"GROUPDQ": np.array(hdul["GROUPDQ"].data),
+                       "SCI": np.array(hdul["SCI"].data)}
+    return out
+
+
+def _assert_same(got, expected, what):
+    for kind in expected:
+        for name, arr in expected[kind].items():
+            np.testing.assert_array_equal(got[kind][name], arr, err_msg=f"{what} {kind} {name}")
+
+
+def test_persistence_is_chained_per_detector_in_time_order(sim_nircam_sub640, tmp_path,
+                                                           capsys):
+    """With persistence on, a program orders each detector's exposures by start time and
+    hands each one the windows the previous one left -- what jwst gives run on them one
+    after another through its persistence file, in time order -- on a cluster, with the
+    exposures given out of order; another detector's exposure starts empty. The
+    persistence file a program saves holds each detector's last windows."""
+    from detflow.io.persistence import read_persistence_entry
+
     sim = sim_nircam_sub640
-    folder, paths = _program(sim, tmp_path, n=2, truncated=False)
+    a1, a2, a3, b1 = _chained_program(sim, tmp_path / "in")
+    refs = _two_detector_refs(sim, tmp_path / "refs")
+    given = [a3, b1, a1, a2]
+    prog = tmp_path / "prog"
+    assert cli.main(["run", *map(str, given), "--output_dir", str(prog), "--n-workers", "2",
+                     "--threads-per-worker", "1", "--max-in-flight", "3"]
+                    + _persistence_args(prog / "pers.asdf", prog / "pers.asdf") + refs) == 0
+    assert "4 exposures chained in start-time order" in capsys.readouterr().out
 
-    def pers(where):
-        f = tmp_path / where / "pers.asdf"
-        return ["--steps.persistence.skip=false", "--steps.persistence.persistence_time=3000",
-                f"--steps.persistence.save_persistence={f}",
-                f"--steps.persistence.persistence_array_file={f}"]
+    seq = tmp_path / "seq"
+    for p in (a1, b1, a2, a3):  # one after another in time order, through one file
+        assert cli.main(["run", str(p), "--output_dir", str(seq)]
+                        + _persistence_args(seq / "pers.asdf", seq / "pers.asdf") + refs) == 0
+    for p in given:
+        _assert_same(_ramp_and_rates(prog, p), _ramp_and_rates(seq, p), Path(p).name)
+    for det in ("NRCA1", "NRCB1"):
+        got = read_persistence_entry(prog / "pers.asdf", det)
+        want = read_persistence_entry(seq / "pers.asdf", det)
+        assert got.filename == want.filename
+        for field in ("rows", "cols", "vals"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+        assert len(got.vals) > 0
 
-    assert cli.main(["run", str(folder), "--output_dir", str(tmp_path / "prog"),
-                     "--n-workers", "2", "--threads-per-worker", "1"]
-                    + pers("prog") + _overrides(sim)) == 0
-    assert "one exposure at a time" in capsys.readouterr().out
-    for p in paths:  # one after the other, as a user of jwst would run them
-        assert cli.main(["run", str(p), "--output_dir", str(tmp_path / "seq")]
-                        + pers("seq") + _overrides(sim)) == 0
-    assert (tmp_path / "prog" / "pers.asdf").exists()
-    for p in paths:
-        name = p.name.replace("_uncal.fits", "_rateints.fits")
-        with fits.open(tmp_path / "prog" / name) as a, fits.open(tmp_path / "seq" / name) as b:
-            np.testing.assert_array_equal(a["DQ"].data, b["DQ"].data)
-            np.testing.assert_array_equal(a["SCI"].data, b["SCI"].data)
+    # the chain matters: alone, the second exposure starts with no window
+    alone = tmp_path / "alone"
+    assert cli.main(["run", str(a2), "--output_dir", str(alone)] + _persistence_args()
+                    + refs) == 0
+    pers = 1 << 5
+    chained = _ramp_and_rates(prog, a2)["ramp"]["GROUPDQ"] & pers
+    single = _ramp_and_rates(alone, a2)["ramp"]["GROUPDQ"] & pers
+    assert np.count_nonzero(chained) > np.count_nonzero(single)
+
+
+@pytest.mark.parametrize("where", ["here", "cluster"])
+def test_persistence_chain_resumes_and_fails_after_a_broken_exposure(
+        where, sim_nircam_sub640, tmp_path):
+    """Run again, a chain whose last exposure is missing recomputes the windows of the
+    complete ones (nothing rewritten, reported skipped) and gives the same bits; an
+    exposure that fails before its windows are made fails the rest of its chain with a
+    message naming it, the other detector goes on -- one exposure after another here,
+    and on a cluster, where the windows are an edge between the exposures' graphs."""
+    import contextlib
+
+    from detflow.interfaces import Detector1Pipeline
+
+    if where == "cluster":
+        from distributed import Client, LocalCluster
+
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                               dashboard_address=None)
+        context = Client(cluster)
+    else:
+        context = contextlib.nullcontext()
+
+    sim = sim_nircam_sub640
+    a1, a2, a3, b1 = _chained_program(sim, tmp_path / "in")
+    _two_detector_refs(sim, tmp_path / "refs")
+    steps = {step: {f"override_{rt}": "N/A"} for step, rt, path in _step_refs(sim)
+             if path == "N/A"}
+    steps["persistence"] = {"skip": False, "persistence_time": 3000, "persistence_dnu": True}
+    out = tmp_path / "out"
+    pipe = Detector1Pipeline(steps=steps, output_dir=str(out), save_results=True,
+                             save_calibrated_ramp=True, refs_dir=str(tmp_path / "refs"))
+    inputs = [str(p) for p in (a3, b1, a1, a2)]
+    with context as client:
+        _resume_and_break(pipe, inputs, out, (a1, a2, a3, b1), client)
+    if where == "cluster":
+        cluster.close()
+
+
+def _resume_and_break(pipe, inputs, out, exposures, client):
+    a1, a2, a3, b1 = exposures
+
+    def run():
+        return run_program(inputs, pipe.plan, products=pipe.product_paths,
+                           chains=pipe.persistence_chains, client=client, max_in_flight=3)
+
+    assert [o.status for o in run()] == [DONE] * 4
+    first = _ramp_and_rates(out, a3)
+    stamp = os.stat(out / a1.name.replace("_uncal", "_rate")).st_mtime_ns
+    for kind in ("rate", "rateints", "ramp"):
+        os.remove(out / a3.name.replace("_uncal", f"_{kind}"))
+    assert [o.status for o in run()] == [DONE, SKIPPED, SKIPPED, SKIPPED]
+    _assert_same(_ramp_and_rates(out, a3), first, "a3 again")
+    assert os.stat(out / a1.name.replace("_uncal", "_rate")).st_mtime_ns == stamp
+
+    # the first NRCA1 exposure is cut short (its header still reads): NRCA1 fails. Here
+    # before the run (its graph cannot be built); on the cluster once its graph is
+    # built (its pixels cannot be read: the next exposures' graphs depend on it)
+    data = Path(a1).read_bytes()
+
+    def cut():
+        Path(a1).write_bytes(data[: len(data) // 2])
+
+    def plan(exp, **kwargs):
+        items = pipe.plan(exp, **kwargs)
+        if exp == str(a1):
+            cut()
+        return items
+
+    if client is None:
+        cut()
+    outcomes = {Path(o.exposure).name: o for o in run_program(
+        inputs, plan, products=pipe.product_paths, chains=pipe.persistence_chains,
+        overwrite=True, client=client, max_in_flight=3)}
+    assert outcomes[b1.name].status == DONE
+    assert outcomes[a1.name].status == FAILED and "truncated" in outcomes[a1.name].error
+    for p in (a2, a3):
+        assert outcomes[p.name].status == FAILED
+        assert f"previous exposure of this detector, {a1.name if p == a2 else a2.name}" \
+            in outcomes[p.name].error
+
+
+
+
+def test_dry_run_of_a_1000_full_frame_exposure_program(sim_nircam_full, tmp_path, capsys):
+    """``--dry-run`` over 1,000 full-frame exposures checks every one (header, steps,
+    references) and says what the scheduler will hold -- one exposure's graph times the
+    exposures in flight -- without building more than one graph or running anything."""
+    import re
+
+    sim = sim_nircam_full
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(1, 1001):  # the same file under 1,000 exposure names
+        (folder / f"jw01234001001_01101_{i:05d}_nrca1_uncal.fits").symlink_to(sim.uncal)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(folder), "--dry-run", "--max-in-flight", "4",
+                     "--output_dir", str(out), "--steps.persistence.skip=false",
+                     "--steps.persistence.persistence_time=3000"] + _overrides(sim)) == 0
+    text = capsys.readouterr().out
+    assert text.count("same steps and references") == 999
+    found = re.search(r"program: 1000 exposures; (\d+) tasks for \S+; .* at most 4 in the "
+                      r"scheduler at once \(--max-in-flight\): at most ~(\d+) tasks", text)
+    assert found, text[-2000:]
+    per_exposure, bound = int(found[1]), int(found[2])
+    assert 100 < per_exposure < 5000 and bound == 4 * per_exposure
+    assert "1 chain(s) of 1000 exposure(s)" in text
+    assert not out.exists()  # nothing run, nothing written

@@ -23,6 +23,7 @@ from detflow.io.fitsio import (
     find_hdu,
     header_to_dict,
     read_hdus,
+    read_primary_header,
     read_table,
     typed_value,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "ExposureLayout",
     "VariableSpec",
     "cal_step_from_header",
+    "detector_and_start",
     "header_to_dict",
     "inspect_exposure",
     "keyword_attrs",
@@ -263,6 +265,34 @@ def inspect_exposure(path_or_url, storage_options=None):
         hdus = read_hdus(source, reader)
         stamp = reader.stamp()
         return _layout(source, hdus, stamp, reader)
+
+
+def detector_and_start(path_or_url, storage_options=None):
+    """``(DETECTOR, EXPSTART)`` of an exposure, from its primary header alone (a program
+    orders the exposures of each detector by start time with it).
+
+    Returns
+    -------
+    (str or None, float or None)
+        The detector name (upper case) and the start time (MJD); None where the keyword
+        is missing or undefined.
+
+    Raises
+    ------
+    InputFileError
+        Missing, truncated or non-FITS file, or an EXPSTART that is not a number.
+    """
+    source = FitsSource(path_or_url, storage_options or {}).sniff()
+    primary = read_primary_header(source)
+    detector = typed_value(primary.get("DETECTOR"), str)
+    detector = detector.upper() if detector else None
+    start = primary.get("EXPSTART")
+    try:
+        start = typed_value(start, float)
+    except (TypeError, ValueError):
+        raise InputFileError(
+            source.url, f"keyword EXPSTART = {start!r} is not a valid float") from None
+    return detector, start
 
 
 def _layout(source, hdus, stamp, reader):

@@ -548,6 +548,22 @@ def _read_header(reader, offset, index):
             )
 
 
+def read_primary_header(source):
+    """The primary header of a FITS file alone (what follows it is not looked at, so a
+    file cut short after it still answers).
+
+    Raises
+    ------
+    InputFileError
+        Missing, not FITS, or a primary header without END.
+    """
+    if not isinstance(source, FitsSource):
+        source = FitsSource(source)
+    with source.reader() as reader:
+        header, _ = _read_header(reader, 0, 0)
+    return header
+
+
 def read_hdus(source, reader=None):
     """Parse the headers of every HDU, without reading any data.
 

@@ -32,6 +32,9 @@ variable, which the runner computes with the products and writes with
 :func:`write_persistence_array`.
 """
 
+import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -253,12 +256,50 @@ def write_persistence_array(save_persistence, array, *, detector, filename, pers
     InputFileError
         An existing file at that path is not a readable ASDF file.
     """
-    import asdf
 
     path = persistence_file_path(save_persistence)
     array = np.asarray(array, dtype=np.float64)
     rows, cols = np.nonzero(array)
     vals = array[rows, cols]
+    with _update_lock(path):
+        return _update_entry(path, detector, {
+            "filename": filename,
+            "rows": rows,
+            "cols": cols,
+            "vals": vals,
+            "pers_time": persistence_time,
+        })
+
+
+_LOCKS = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _update_lock(path):
+    """Serialise the read-modify-write of one persistence file: the chains of a program's
+    detectors end at the same time and each updates its own entry. In a Dask worker, a
+    lock of the whole cluster named after the file; elsewhere, one of this process."""
+    name = f"detflow-persistence-{Path(path).resolve()}"
+    lock = None
+    if "distributed" in sys.modules:  # (not imported for it: a worker has it already)
+        from distributed import Lock, get_worker
+
+        try:
+            get_worker()
+            lock = Lock(name)
+        except ValueError:  # not in a worker
+            pass
+    if lock is None:
+        with _LOCKS_GUARD:
+            lock = _LOCKS.setdefault(name, threading.Lock())
+    with lock:
+        yield
+
+
+def _update_entry(path, detector, entry):
+    import asdf
+
     if path.exists():
         try:
             tree = asdf.load(str(path))
@@ -267,13 +308,7 @@ def write_persistence_array(save_persistence, array, *, detector, filename, pers
                 from exc
     else:
         tree = {}
-    tree[detector] = {
-        "filename": filename,
-        "rows": rows,
-        "cols": cols,
-        "vals": vals,
-        "pers_time": persistence_time,
-    }
+    tree[detector] = entry
     try:
         with atomic_path(path) as tmp:
             asdf.dump(tree, str(tmp))

@@ -83,6 +83,8 @@ def _open_persistence_input(refs, names, ds, params):
     step then records FAILED)."""
     from detflow.io.persistence import open_persistence_array
 
+    if refs.get("persistence_array") is not None:  # carried in by a program's chain
+        return
     path, ptime = params.get("persistence_array_file"), params.get("persistence_time")
     if path is None or ptime is None or int(ptime) <= 0:
         return
@@ -173,7 +175,8 @@ def _with_reference_names(ds, step, names):
     return ds
 
 
-def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
+def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
+                    persistence_array=None):
     """Chain detector1's steps over an exposure, lazily.
 
     Parameters
@@ -186,6 +189,10 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
         Folder of reference files (see :func:`detflow.io.refs.resolve_reference`).
     stop_after : str, optional
         Stop after this step.
+    persistence_array : array-like, optional
+        The persistence windows carried in ``(ny, nx)`` (window end times, Unix epoch
+        seconds): in a program, the previous exposure of the detector's
+        ``persistence_array``; it replaces ``persistence_array_file``.
 
     Returns
     -------
@@ -226,6 +233,8 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None):
             if spec.name == "refpix" and not skip:
                 lines = reference_lines(raw, applied, ds, params, refs_dir)
                 inputs = None if lines is None else {"reference_lines": lines}
+            if spec.name == "persistence" and persistence_array is not None:
+                inputs = {"persistence_array": persistence_array}
             ds = apply_step(spec.name, ds, params, refs_dir, inputs=inputs)
             applied.append((spec.name, params))
             result["steps"][spec.name] = ds

@@ -34,30 +34,36 @@ def parse_value(text):
     return text
 
 
-def parse_step_args(args):
-    """Parse ``--steps.STEP.PARAM=VALUE`` items (and ``--steps.STEP.PARAM VALUE``).
+def parse_step_args(args, own=None):
+    """Parse ``--steps.STEP.PARAM=VALUE`` items (and ``--steps.STEP.PARAM VALUE``), and,
+    as strun does, ``--PARAM=VALUE`` items for the pipeline's (or the one step's) own
+    parameters.
 
     Parameters
     ----------
     args : list of str
         The leftover command-line words.
+    own : collection of str, optional
+        The names ``--PARAM=VALUE`` may set (e.g. ``save_calibrated_ramp``); with None,
+        only ``--steps.`` items are accepted.
 
     Returns
     -------
     dict
-        ``{step: {param: value}}``.
+        ``{step: {param: value}}``; the ``--PARAM=VALUE`` items under the key None.
 
     Raises
     ------
     ParameterError
-        For an unknown step, a malformed item, or leftover words.
+        For an unknown step or parameter, a malformed item, or leftover words.
     """
     steps = {}
     i = 0
     while i < len(args):
         word = args[i]
         if not word.startswith("--steps."):
-            raise ParameterError(f"unrecognised argument {word!r}")
+            i = _parse_own(args, i, own, steps)
+            continue
         if "=" in word:
             key, value = word[2:].split("=", 1)
         else:
@@ -76,6 +82,27 @@ def parse_step_args(args):
         steps.setdefault(step, {})[param] = parse_value(value)
         i += 1
     return steps
+
+
+def _parse_own(args, i, own, out):
+    """One ``--PARAM=VALUE`` (or ``--PARAM VALUE``) item at ``args[i]`` into
+    ``out[None]``; returns the index after it."""
+    word = args[i]
+    if own is None or not word.startswith("--") or len(word) < 3:
+        raise ParameterError(f"unrecognised argument {word!r}")
+    if "=" in word:
+        name, value = word[2:].split("=", 1)
+        step = 1
+    else:
+        if i + 1 >= len(args):
+            raise ParameterError(f"{word} needs a value (use {word}=VALUE)")
+        name, value, step = word[2:], args[i + 1], 2
+    if name not in own:
+        raise ParameterError(
+            f"unrecognised argument {word!r}: not a parameter here (they are: "
+            f"{', '.join(sorted(own))}; step parameters are --steps.STEP.PARAM=VALUE)")
+    out.setdefault(None, {})[name] = parse_value(value)
+    return i + step
 
 
 def _short_class(name):

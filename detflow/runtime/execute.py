@@ -21,6 +21,10 @@ def write_persistence(ds, path):
         filename=filename, persistence_time=entry["parameters"]["persistence_time"])
 
 
+#: Kind of an item that is computed, not written: the state a program's chain carries to
+#: the next exposure (see :func:`detflow.program.run_program`).
+CARRY = "carry"
+
 WRITERS = {
     "rate": writers.write_rate,
     "rateints": writers.write_rateints,
@@ -41,14 +45,15 @@ def compute_and_write(items):
         intermediate, e.g. a step's output), ``dark`` (dark_current's
         ``dark_output``), ``persistence`` (the persistence step's output: its
         ``persistence_array`` is written to ``save_persistence``, the given path) or
-        ``zarr`` (any Dataset, as a Zarr store written chunk by chunk).
+        ``zarr`` (any Dataset, as a Zarr store written chunk by chunk) or
+        :data:`CARRY` (any lazy value, computed with the others, not written; path None).
 
     Returns
     -------
     list of (kind, Dataset, Path)
         The computed Datasets and the paths written; ``(kind, None, None)`` for a
         ramp-fitting product jwst would not make (its ``no_product`` is True: nothing
-        is written).
+        is written); ``(CARRY, value, None)`` for a carried value.
     """
     items = [(k, ds, p) for k, ds, p in items if ds is not None]
     if not items:
@@ -73,6 +78,9 @@ def write_computed(targets, datasets):
     :func:`compute_and_write`)."""
     out = []
     for (kind, path), ds in zip(targets, datasets, strict=True):
+        if kind == CARRY:
+            out.append((kind, ds, None))
+            continue
         if NO_PRODUCT in ds.variables:
             if bool(ds[NO_PRODUCT]):
                 out.append((kind, None, None))

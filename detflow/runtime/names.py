@@ -43,12 +43,14 @@ def step_owners(stages):
 
 
 def label_by_step(delayed, owners, exposure):
-    """``delayed`` (one lazy result) with its tasks renamed ``<step>-<exposure>-<token>``.
+    """``delayed`` (one lazy result, or a list of them) with its tasks renamed
+    ``<step>-<exposure>-<token>``.
 
     Parameters
     ----------
-    delayed : dask.delayed.Delayed
-        The exposure's work (e.g. :func:`detflow.runtime.execute.write_task`).
+    delayed : dask.delayed.Delayed or list of them
+        The exposure's work (e.g. :func:`detflow.runtime.execute.write_task`). Several
+        are optimised and renamed together: the tasks they share keep one name.
     owners : dict
         :func:`step_owners` of the exposure's stages.
     exposure : str
@@ -56,16 +58,21 @@ def label_by_step(delayed, owners, exposure):
 
     Returns
     -------
-    dask.delayed.Delayed
+    dask.delayed.Delayed or list of them
         The same computation under the new names (compute it with
-        ``optimize_graph=False``: it is optimised already).
+        ``optimize_graph=False``: it is optimised already). Keys the graph depends on
+        but does not hold (results already in a cluster's memory) keep their names.
     """
     import dask
     from dask._task_spec import convert_legacy_graph
     from dask.delayed import Delayed
 
-    (optimized,) = dask.optimize(delayed)
-    graph = convert_legacy_graph(dict(optimized.__dask_graph__()))
+    many = isinstance(delayed, (list, tuple))
+    optimized = dask.optimize(*(delayed if many else [delayed]))
+    graph = {}
+    for one in optimized:
+        graph.update(one.__dask_graph__())
+    graph = convert_legacy_graph(graph)
     renamed = {}
 
     def new_name(name):
@@ -81,4 +88,5 @@ def label_by_step(delayed, owners, exposure):
 
     subs = {key: new_key(key) for key in graph}
     tasks = {subs[key]: node.substitute(subs, key=subs[key]) for key, node in graph.items()}
-    return Delayed(subs[optimized.key], tasks)
+    out = [Delayed(subs[one.key], tasks) for one in optimized]
+    return out if many else out[0]
