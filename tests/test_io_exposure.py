@@ -641,3 +641,33 @@ def test_bad_memory_url(memfs):
     fs.pipe(f"{root}/text_uncal.fits", b"SIMPLE? no" * 400)
     with pytest.raises(InputFileError, match="not a FITS file"):
         open_exposure(f"memory://{root}/text_uncal.fits")
+
+
+def test_layout_is_reused_until_the_file_changes(make_uncal, monkeypatch):
+    """Building a graph opens its exposure several times: the parsed headers are kept
+    (by path, size and mtime), each open gets attributes of its own, and a file
+    rewritten since is parsed again."""
+    from detflow.io import exposure
+
+    path, sci = make_uncal(shape=(2, 3, 8, 10))
+    parsed = []
+    real = exposure._layout
+    monkeypatch.setattr(exposure, "_layout",
+                        lambda *a: parsed.append(1) or real(*a))
+    first = exposure.open_exposure(path)
+    first.attrs["tables"]["int_times"] = "changed by a caller"
+    first.attrs["nints"] = -1
+    second = exposure.open_exposure(path)
+    assert len(parsed) == 1
+    assert second.attrs["nints"] == 2 and second.attrs["tables"] != first.attrs["tables"]
+    np.testing.assert_array_equal(second["data"].values, sci)
+    stat = os.stat(path)
+    path2, sci2 = make_uncal(name=os.path.basename(path), shape=(2, 3, 8, 10), seed=7)
+    os.utime(path2, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    third = exposure.open_exposure(path)
+    assert len(parsed) == 2
+    np.testing.assert_array_equal(third["data"].values, sci2)
+    # another name for the same file keeps its own name (products are named after it)
+    link = os.path.join(os.path.dirname(path), "jw09999001001_01101_00001_nrca1_uncal.fits")
+    os.symlink(path, link)
+    assert exposure.open_exposure(link).attrs["source"] == link

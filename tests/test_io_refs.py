@@ -676,3 +676,29 @@ def test_extensions_may_differ_along_non_spatial_axes(tmp_path, dm, rng):
     ds = open_reference(write_ref(tmp_path / "dark.fits", dark, "DARK"))
     assert ds.sci.dims == ("integration", "group", "y", "x")
     assert ds.dq.dims == ("integration", "dq_group", "y", "x") and ds.sizes["dq_group"] == 1
+
+
+def test_reference_headers_are_reused_until_the_file_changes(tmp_path, dm, rng, monkeypatch):
+    """Every exposure of a program opens the same reference files: their parsed
+    headers are kept (by path, size and mtime); each open gets attributes of its own,
+    and a file rewritten since is read again."""
+    from detflow.io import refs
+
+    sci = rng.normal(size=(64, 96)).astype("f4")
+    path = write_ref(tmp_path / "gain.fits", dm.GainModel(data=sci), "GAIN")
+    reads = []
+    real = refs._read_reference_headers
+    monkeypatch.setattr(refs, "_read_reference_headers",
+                        lambda *a: reads.append(1) or real(*a))
+    first = open_reference(path, "gain")
+    first.attrs["primary_header"]["REFTYPE"] = "changed by a caller"
+    second = open_reference(path, "gain")
+    assert len(reads) == 1 and second.attrs["primary_header"]["REFTYPE"] == "GAIN"
+    np.testing.assert_array_equal(second.sci.values, sci)
+    with pytest.raises(ReferenceFileError, match="not DARK"):  # the type is still checked
+        open_reference(path, "dark")
+    stat = os.stat(path)
+    write_ref(tmp_path / "gain.fits", dm.GainModel(data=sci + 1), "GAIN")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    np.testing.assert_array_equal(open_reference(path, "gain").sci.values, sci + 1)
+    assert len(reads) == 3

@@ -50,3 +50,44 @@ def test_local_cluster_worker_processes_get_the_setting(monkeypatch):
     with dask_client(None, n_workers=1, threads_per_worker=1, processes=True) as client:
         seen = client.run(lambda: os.environ.get("MALLOC_MMAP_THRESHOLD_"))
     assert list(seen.values()) == [str(memory.MMAP_THRESHOLD)]
+
+
+def test_coarsen_folds_light_tasks_and_keeps_the_work_apart():
+    """Slices, joins, picks and aliases go into the one task that uses them; tasks
+    doing work stay apart (no parallelism lost); the result is the same; a small
+    constant used by several tasks goes into each; results held on a cluster (keys the
+    graph only refers to) stay references."""
+    import dask
+    import dask.array as da
+    import numpy as np
+    from dask._task_spec import DataNode, Task, TaskRef, convert_legacy_graph
+    from dask.core import get_dependencies
+
+    from detflow.runtime.coarsen import coarsen
+
+    x = da.arange(64.0, chunks=8).reshape(8, 8).rechunk((4, 8))
+    y = (da.map_blocks(np.sqrt, x) + 1)[1:7].rechunk((3, 8))  # slices and joins
+    total = y.sum()
+    (opt,) = dask.optimize(total)
+    graph = convert_legacy_graph(dict(opt.__dask_graph__()))
+    key = opt.__dask_keys__()[0]
+    out = coarsen(graph, [key])
+    assert len(out) < len(graph)
+    assert key in out
+    assert dask.get(out, key) == dask.get(graph, key) == total.compute()
+
+    def heavy(a, b):
+        return a + b[:3]
+
+    consts = {"c": DataNode("c", np.arange(3)), "d": DataNode("d", np.zeros(10**6))}
+    g = dict(consts)
+    g["w1"] = Task("w1", heavy, TaskRef("c"), TaskRef("d"))
+    g["w2"] = Task("w2", heavy, TaskRef("c"), TaskRef("d"))
+    g["pick"] = Task("pick", np.add, TaskRef("w1"), TaskRef("w2"))
+    g["ext"] = Task("ext", heavy, TaskRef("pick"), TaskRef("held-on-cluster"))
+    small = coarsen({k: v for k, v in g.items() if k != "ext"}, ["pick"])
+    assert set(small) == {"d", "w1", "w2", "pick"}  # the small constant went in; big kept
+    assert get_dependencies(small, "w1") == {"d"}
+    np.testing.assert_array_equal(dask.get(small, "pick"), 2 * (np.arange(3) + 0.0))
+    with_ref = coarsen(g, ["ext"])
+    assert "held-on-cluster" in with_ref["ext"].dependencies

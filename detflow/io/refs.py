@@ -51,9 +51,11 @@ then a CRDS cache through the ``crds`` client when ``CRDS_PATH`` is set.
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -363,6 +365,102 @@ def _leading_dims(reftype, var, ndim):
     return tuple(f"axis{i}" for i in range(ndim - 2))
 
 
+def _reference_headers(path, storage_options, want, label, rt_name):
+    """``(source, stamp, reftype, attrs, images, primary header)`` of a reference file
+    from its headers and tables; the last few local files' are kept (by path, size and mtime): every
+    exposure of a program opens the same references, several steps open the same file,
+    and parsing headers is most of the cost of opening one. A kept entry is returned
+    with its attrs copied (callers may change a Dataset's attrs)."""
+    key = _reference_key(path, storage_options, want)
+    if key is not None:
+        with _REFERENCES_LOCK:
+            hit = _REFERENCES.get(key)
+            if hit is not None:
+                _REFERENCES.move_to_end(key)
+        if hit is not None:
+            source, stamp, rt, attrs, images, primary = hit
+            return source, stamp, rt, copy.deepcopy(attrs), images, primary
+    source, stamp, rt, attrs, images, primary = _read_reference_headers(
+        path, storage_options, want, label, rt_name)
+    if key is not None and key[1:3] == stamp:
+        with _REFERENCES_LOCK:
+            _REFERENCES[key] = (source, stamp, rt, copy.deepcopy(attrs), images, primary)
+            while len(_REFERENCES) > _REFERENCES_KEPT:
+                _REFERENCES.popitem(last=False)
+    return source, stamp, rt, attrs, images, primary
+
+
+_REFERENCES = OrderedDict()
+_REFERENCES_LOCK = threading.Lock()
+_REFERENCES_KEPT = 32
+
+
+def _reference_key(path, storage_options, want):
+    from detflow.io.fitsio import local_path
+
+    local = local_path(path)
+    if local is None or storage_options:
+        return None
+    try:
+        st = os.stat(local)
+    except OSError:
+        return None
+    return (os.path.abspath(local), st.st_size, st.st_mtime_ns, want)
+
+
+def _read_reference_headers(path, storage_options, want, label, rt_name):
+    try:
+        source = FitsSource(path, storage_options).sniff()
+        with source.reader() as reader:
+            hdus = read_hdus(source, reader)
+            stamp = reader.stamp()
+            primary = hdus[0].header
+            file_rt = _upper(_header_value(primary, "REFTYPE"))
+            if want and file_rt and file_rt != want:
+                raise ReferenceFileError(
+                    want, label, f"{path} is a {file_rt} reference file, not {want}"
+                )
+            rt = file_rt or want or "UNKNOWN"
+            attrs = {}
+            for name, (key, typ) in _REF_KEYWORDS.items():
+                value = _header_value(primary, key, typ)
+                if value is not None:
+                    attrs[name] = value
+            attrs["reftype"] = rt
+            attrs["path"] = str(path)
+            attrs["filename"] = os.path.basename(str(path).rstrip("/"))
+            attrs["primary_header"] = header_to_dict(primary)
+            headers, tables, images = {}, {}, []
+            seen = {}
+            for hdu in hdus[1:]:
+                key = (hdu.name or f"HDU{hdu.index}").lower()
+                seen[key] = seen.get(key, 0) + 1
+                if seen[key] > 1:
+                    key = f"{key}_{seen[key]}"
+                headers[key] = header_to_dict(hdu.header)
+                if hdu.is_compressed_image:
+                    raise ReferenceFileError(
+                        rt,
+                        label,
+                        f"{path}: extension {key.upper()} is a tile-compressed image, "
+                        "which detflow does not read; write it uncompressed",
+                    )
+                if hdu.xtension in ("BINTABLE", "TABLE"):
+                    if key == "asdf":
+                        continue
+                    tables[key] = read_table(source, hdu, reader)
+                elif hdu.is_image and hdu.shape and 0 not in hdu.shape:
+                    images.append((key, hdu))
+            attrs["headers"] = headers
+            attrs["tables"] = tables
+    except InputFileError as exc:
+        raise ReferenceFileError(
+            rt_name, label, f"cannot read {path} as FITS ({exc.problem})"
+        ) from exc
+
+    return source, stamp, rt, attrs, images, primary
+
+
 def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_options=None):
     """Open a JWST FITS reference file as a lazy, dask-backed :class:`xarray.Dataset`.
 
@@ -427,54 +525,8 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
     rt_name = want or "REFERENCE"
     if not _path_exists(path, storage_options):
         raise ReferenceFileError(rt_name, label, f"reference file {path} does not exist")
-    try:
-        source = FitsSource(path, storage_options).sniff()
-        with source.reader() as reader:
-            hdus = read_hdus(source, reader)
-            stamp = reader.stamp()
-            primary = hdus[0].header
-            file_rt = _upper(_header_value(primary, "REFTYPE"))
-            if want and file_rt and file_rt != want:
-                raise ReferenceFileError(
-                    want, label, f"{path} is a {file_rt} reference file, not {want}"
-                )
-            rt = file_rt or want or "UNKNOWN"
-            attrs = {}
-            for name, (key, typ) in _REF_KEYWORDS.items():
-                value = _header_value(primary, key, typ)
-                if value is not None:
-                    attrs[name] = value
-            attrs["reftype"] = rt
-            attrs["path"] = str(path)
-            attrs["filename"] = os.path.basename(str(path).rstrip("/"))
-            attrs["primary_header"] = header_to_dict(primary)
-            headers, tables, images = {}, {}, []
-            seen = {}
-            for hdu in hdus[1:]:
-                key = (hdu.name or f"HDU{hdu.index}").lower()
-                seen[key] = seen.get(key, 0) + 1
-                if seen[key] > 1:
-                    key = f"{key}_{seen[key]}"
-                headers[key] = header_to_dict(hdu.header)
-                if hdu.is_compressed_image:
-                    raise ReferenceFileError(
-                        rt,
-                        label,
-                        f"{path}: extension {key.upper()} is a tile-compressed image, "
-                        "which detflow does not read; write it uncompressed",
-                    )
-                if hdu.xtension in ("BINTABLE", "TABLE"):
-                    if key == "asdf":
-                        continue
-                    tables[key] = read_table(source, hdu, reader)
-                elif hdu.is_image and hdu.shape and 0 not in hdu.shape:
-                    images.append((key, hdu))
-            attrs["headers"] = headers
-            attrs["tables"] = tables
-    except InputFileError as exc:
-        raise ReferenceFileError(
-            rt_name, label, f"cannot read {path} as FITS ({exc.problem})"
-        ) from exc
+    source, stamp, rt, attrs, images, primary = _reference_headers(path, storage_options, want,
+                                                          label, rt_name)
 
     # spatial frame: the array shape wins over SUBSIZE (as in jwst's ref_matches_sci)
     spatial_shapes = {

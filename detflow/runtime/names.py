@@ -7,8 +7,9 @@ the step whose layer it belongs to and the exposure's root name, e.g.
 ``jump-jw01234001001_01101_00001_nrca1-1a2b3c4d``: the dashboard groups tasks by the
 prefix (the step), and each task names its exposure.
 
-The graph is optimised first (Dask's blockwise fusion), as ``compute`` would; a fused
-task keeps the name, hence the token, of its output layer, which tells the step.
+The graph is optimised first (Dask's blockwise fusion), as ``compute`` would, and its
+light tasks are folded into their users (:mod:`detflow.runtime.coarsen`); a fused task
+keeps the name, hence the token, of its output layer, which tells the step.
 """
 
 from __future__ import annotations
@@ -67,12 +68,14 @@ def label_by_step(delayed, owners, exposure):
     from dask._task_spec import convert_legacy_graph
     from dask.delayed import Delayed
 
+    from detflow.runtime.coarsen import coarsen
+
     many = isinstance(delayed, (list, tuple))
     optimized = dask.optimize(*(delayed if many else [delayed]))
     graph = {}
     for one in optimized:
         graph.update(one.__dask_graph__())
-    graph = convert_legacy_graph(graph)
+    graph = coarsen(convert_legacy_graph(graph), [one.key for one in optimized])
     renamed = {}
 
     def new_name(name):
