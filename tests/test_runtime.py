@@ -38,7 +38,7 @@ def test_mmap_threshold_set_unless_the_user_chose(monkeypatch):
 
 
 def test_local_cluster_worker_processes_get_the_setting(monkeypatch):
-    """Worker processes of a local cluster start with the threshold in their
+    """Worker processes of a local cluster start with the cluster's threshold in their
     environment (glibc reads it at start)."""
     if memory._mallopt() is None:
         pytest.skip("not glibc")
@@ -49,7 +49,7 @@ def test_local_cluster_worker_processes_get_the_setting(monkeypatch):
 
     with dask_client(None, n_workers=1, threads_per_worker=1, processes=True) as client:
         seen = client.run(lambda: os.environ.get("MALLOC_MMAP_THRESHOLD_"))
-    assert list(seen.values()) == [str(memory.MMAP_THRESHOLD)]
+    assert list(seen.values()) == [str(memory.CLUSTER_MMAP_THRESHOLD)]  # 32 MiB there
 
 
 def test_coarsen_folds_light_tasks_and_keeps_the_work_apart():

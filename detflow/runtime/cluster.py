@@ -51,7 +51,11 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
     """
     import dask
 
-    from detflow.runtime.memory import return_freed_memory, worker_environment
+    from detflow.runtime.memory import (
+        CLUSTER_MMAP_THRESHOLD,
+        return_freed_memory,
+        worker_environment,
+    )
 
     if scheduler in LOCAL_SCHEDULERS:
         if scheduler != "processes":
@@ -70,9 +74,9 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
 
     if cluster is not None:
         if cluster["cluster"] == "local" and not cluster["options"].get("processes", True):
-            return_freed_memory()
+            return_freed_memory(CLUSTER_MMAP_THRESHOLD)
         spawn = {f"distributed.nanny.pre-spawn-environ.{k}": v
-                 for k, v in worker_environment().items()}
+                 for k, v in worker_environment(CLUSTER_MMAP_THRESHOLD).items()}
         with dask.config.set(spawn), cluster_from_spec(cluster) as running, \
                 Client(running) as client:
             yield client
@@ -85,9 +89,9 @@ def dask_client(scheduler=None, n_workers=None, threads_per_worker=None, memory_
             client.close()
         return
     if processes:
-        environ = worker_environment()
+        environ = worker_environment(CLUSTER_MMAP_THRESHOLD)
     else:
-        return_freed_memory()  # the workers are threads of this process
+        return_freed_memory(CLUSTER_MMAP_THRESHOLD)  # the workers are threads of this process
         environ = {}
     kwargs = {"processes": processes, "dashboard_address": ":0"}
     if n_workers is not None:
