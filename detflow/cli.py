@@ -431,6 +431,10 @@ def _run_program(inputs, pars, step_params, args):
 
     t_start = time.perf_counter()
     with _scheduler(args, len(inputs)) as client:
+        if client is not None:
+            from detflow.runtime.warm import on_workers
+
+            on_workers(client)  # worker processes import the steps while we build
         report = contextlib.nullcontext()
         if args.performance_report:
             from distributed import performance_report

@@ -91,3 +91,23 @@ def test_coarsen_folds_light_tasks_and_keeps_the_work_apart():
     np.testing.assert_array_equal(dask.get(small, "pick"), 2 * (np.arange(3) + 0.0))
     with_ref = coarsen(g, ["ext"])
     assert "held-on-cluster" in with_ref["ext"].dependencies
+
+
+def test_worker_processes_import_the_pipeline_ahead():
+    """As soon as a cluster is up, its worker processes import the steps (while the
+    client builds the first graph); workers that are threads of this process are left
+    alone."""
+    import time
+
+    from detflow.runtime.cluster import dask_client
+    from detflow.runtime.warm import on_workers
+
+    with dask_client(None, n_workers=1, threads_per_worker=1, processes=True) as client:
+        assert not any(client.run(lambda: "detflow.steps.jump" in sys.modules).values())
+        assert len(on_workers(client)) == 1
+        deadline = time.time() + 60
+        while not all(client.run(lambda: "detflow.steps.jump" in sys.modules).values()):
+            assert time.time() < deadline, "the worker never imported the steps"
+            time.sleep(0.2)
+    with dask_client(None, n_workers=1, threads_per_worker=1) as client:
+        assert on_workers(client) == []
