@@ -90,6 +90,7 @@ def main():
     args = parser.parse_args()
 
     import os
+    import shutil
 
     from jwst_oracle import offline_crds
 
@@ -114,8 +115,9 @@ def main():
             sim = simulate("nircam", case, ngroups=10, nints=nints)
         root = sim.uncal.name.replace("_uncal.fits", "")
         jw_out, df_out = case / "jwst", case / "detflow"
-        jw_out.mkdir(exist_ok=True)
-        df_out.mkdir(exist_ok=True)
+        for out in (jw_out, df_out):  # no product of an earlier run: detflow would skip
+            shutil.rmtree(out, ignore_errors=True)  # an exposure whose products exist
+            out.mkdir()
         ov = overrides_args(sim.refs)
         jw = None
         if not args.skip_jwst:
