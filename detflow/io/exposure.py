@@ -11,9 +11,6 @@ amplifier-aligned (:func:`detflow.io.chunks.default_chunks`).
 from __future__ import annotations
 
 import copy
-import os
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,6 +21,7 @@ from detflow.io.chunks import resolve_chunks
 from detflow.io.fitsio import (
     FitsImage,
     FitsSource,
+    KeptByFile,
     find_hdu,
     header_to_dict,
     read_hdus,
@@ -265,44 +263,24 @@ def inspect_exposure(path_or_url, storage_options=None):
         Missing, truncated, non-FITS, or not a JWST raw/ramp exposure.
     """
     source = FitsSource(path_or_url, storage_options or {})
-    key = _layout_key(source)
-    if key is not None:
-        with _LAYOUTS_LOCK:
-            cached = _LAYOUTS.get(key)
-            if cached is not None:
-                _LAYOUTS.move_to_end(key)
-        if cached is not None:  # attrs copied: a caller may change its Dataset's attrs
-            return replace(cached, attrs=copy.deepcopy(cached.attrs),
-                           coords={k: v.copy() for k, v in cached.coords.items()})
+    # (kept only for a plain local file: its stamp is its size and mtime)
+    key = KeptByFile.identity(source.url) if not storage_options else None
+    cached = _LAYOUTS.get(key) if key is not None else None
+    if cached is not None:  # attrs copied: a caller may change its Dataset's attrs
+        return replace(cached, attrs=copy.deepcopy(cached.attrs),
+                       coords={k: v.copy() for k, v in cached.coords.items()})
     with source.reader() as reader:
         hdus = read_hdus(source, reader)
         stamp = reader.stamp()
         layout = _layout(source, hdus, stamp, reader)
     if key is not None and key[1:] == stamp:
-        with _LAYOUTS_LOCK:
-            _LAYOUTS[key] = replace(layout, attrs=copy.deepcopy(layout.attrs))
-            while len(_LAYOUTS) > _LAYOUTS_KEPT:
-                _LAYOUTS.popitem(last=False)
+        _LAYOUTS.put(key, replace(layout, attrs=copy.deepcopy(layout.attrs)))
     return layout
 
 
-#: Layouts of the last local files inspected, by (path, size, mtime): building an
-#: exposure's graph opens its file several times (the tiles, refpix's reference lines).
-_LAYOUTS = OrderedDict()
-_LAYOUTS_LOCK = threading.Lock()
-_LAYOUTS_KEPT = 8
-
-
-def _layout_key(source):
-    """``(path, size, mtime_ns)`` of a local, uncompressed file, else None (not cached)."""
-    path = source.local_path
-    if path is None or source.compression is not None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+#: Layouts of the last local files inspected: building an exposure's graph opens its
+#: file several times (the tiles, refpix's reference lines).
+_LAYOUTS = KeptByFile(8)
 
 
 def detector_and_start(path_or_url, storage_options=None):

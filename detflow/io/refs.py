@@ -55,7 +55,6 @@ import copy
 import datetime as _dt
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 
 import numpy as np
@@ -66,6 +65,7 @@ from detflow.io.chunks import array_chunks
 from detflow.io.fitsio import (
     FitsImage,
     FitsSource,
+    KeptByFile,
     header_to_dict,
     json_value,
     local_path,
@@ -371,41 +371,20 @@ def _reference_headers(path, storage_options, want, label, rt_name):
     exposure of a program opens the same references, several steps open the same file,
     and parsing headers is most of the cost of opening one. A kept entry is returned
     with its attrs copied (callers may change a Dataset's attrs)."""
-    key = _reference_key(path, storage_options, want)
-    if key is not None:
-        with _REFERENCES_LOCK:
-            hit = _REFERENCES.get(key)
-            if hit is not None:
-                _REFERENCES.move_to_end(key)
-        if hit is not None:
-            source, stamp, rt, attrs, images, primary = hit
-            return source, stamp, rt, copy.deepcopy(attrs), images, primary
+    key = KeptByFile.identity(path) if not storage_options else None
+    key = None if key is None else key + (want,)
+    hit = _REFERENCES.get(key) if key is not None else None
+    if hit is not None:
+        source, stamp, rt, attrs, images, primary = hit
+        return source, stamp, rt, copy.deepcopy(attrs), images, primary
     source, stamp, rt, attrs, images, primary = _read_reference_headers(
         path, storage_options, want, label, rt_name)
     if key is not None and key[1:3] == stamp:
-        with _REFERENCES_LOCK:
-            _REFERENCES[key] = (source, stamp, rt, copy.deepcopy(attrs), images, primary)
-            while len(_REFERENCES) > _REFERENCES_KEPT:
-                _REFERENCES.popitem(last=False)
+        _REFERENCES.put(key, (source, stamp, rt, copy.deepcopy(attrs), images, primary))
     return source, stamp, rt, attrs, images, primary
 
 
-_REFERENCES = OrderedDict()
-_REFERENCES_LOCK = threading.Lock()
-_REFERENCES_KEPT = 32
-
-
-def _reference_key(path, storage_options, want):
-    from detflow.io.fitsio import local_path
-
-    local = local_path(path)
-    if local is None or storage_options:
-        return None
-    try:
-        st = os.stat(local)
-    except OSError:
-        return None
-    return (os.path.abspath(local), st.st_size, st.st_mtime_ns, want)
+_REFERENCES = KeptByFile(32)
 
 
 def _read_reference_headers(path, storage_options, want, label, rt_name):
