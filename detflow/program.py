@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -116,6 +117,7 @@ class _Job:
     carry: object = None  # its state: array (here), Future (cluster) or _BROKEN
     carry_shape: tuple = ()  # (shape, dtype) of a state held on the cluster
     error: str = ""  # why it failed (for the next one's message)
+    stores: tuple = ()  # its Zarr stores (written under temporary names until complete)
 
 
 class _Broken:
@@ -240,9 +242,19 @@ def _chain_error(job):
 
 
 def _plan_job(plan, job, incoming):
-    if not job.chained:
-        return plan(job.exp)
-    return plan(job.exp, persistence_array=incoming, save_persistence=job.last)
+    items = plan(job.exp) if not job.chained else plan(
+        job.exp, persistence_array=incoming, save_persistence=job.last)
+    job.stores = tuple(path for kind, _, path in items if kind == "zarr")
+    return items
+
+
+def _remove_partial_stores(job):
+    """The Zarr stores a failed or cancelled exposure left half written under their
+    temporary names (a complete store is moved to its name at the very end)."""
+    for path in job.stores:
+        path = Path(path)
+        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _carry_item(items):
@@ -263,6 +275,7 @@ def _run_here(jobs, plan, outcomes, decide):
             carry = _carry_item(items) if job.needed else None
             written = compute_and_write(todo + ([carry] if carry else []))
         except Exception as exc:  # one exposure's failure does not stop the program
+            _remove_partial_stores(job)
             job.error = _error_text(exc)
             job.carry = _salvage_carry(items) if job.needed and items is not None else None
             if job.needed and job.carry is None:
@@ -271,6 +284,9 @@ def _run_here(jobs, plan, outcomes, decide):
                 outcome.seconds = time.perf_counter() - t0
                 decide(outcome, FAILED, job.error)
             continue
+        except BaseException:  # Ctrl-C: no half-written store left behind
+            _remove_partial_stores(job)
+            raise
         finally:
             if job.prev is not None and job.prev.carry is not _BROKEN:
                 job.prev.carry = None  # taken in: let it go
@@ -376,6 +392,7 @@ def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight):
     futures = _as_completed()
 
     def fail(job, t0, error):
+        _remove_partial_stores(job)
         job.error = error
         if job.needed:
             job.carry = _BROKEN
@@ -424,6 +441,7 @@ def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight):
             try:
                 written = future.result()
             except Exception as exc:
+                _remove_partial_stores(job)
                 error = _chain_failure(job) or _error_text(exc)
                 job.error = error
                 if job.needed and getattr(job.carry, "status", "") == "error":
@@ -443,6 +461,8 @@ def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight):
     except BaseException:
         for future in list(futures.futures):
             future.cancel()
+        for job, _, _ in active.values():
+            _remove_partial_stores(job)
         for job in holding:
             if hasattr(job.carry, "cancel"):
                 job.carry.cancel()

@@ -590,3 +590,41 @@ def test_dry_run_of_a_1000_full_frame_exposure_program(sim_nircam_full, tmp_path
     assert 100 < per_exposure < 5000 and bound == 4 * per_exposure
     assert "1 chain(s) of 1000 exposure(s)" in text
     assert not out.exists()  # nothing run, nothing written
+
+
+@pytest.mark.parametrize("where", ["here", "cluster"])
+def test_a_failed_exposure_leaves_no_partial_store(where, sim_nircam_sub640, tmp_path):
+    """Zarr intermediates are written under temporary names and moved into place when
+    complete; an exposure that fails on the way (its file cut short after its graph was
+    built) leaves none of them behind, and the others' stores are complete."""
+    import contextlib
+
+    from detflow.interfaces import Detector1Pipeline
+
+    sim = sim_nircam_sub640
+    folder, paths = _program(sim, tmp_path, n=2, truncated=False)
+    out = tmp_path / "out"
+    pipe = Detector1Pipeline(steps=_steps(sim), output_dir=str(out), save_results=True,
+                             save_intermediates=["jump"])
+    data = paths[0].read_bytes()
+
+    def plan(exp, **kwargs):
+        items = pipe.plan(exp, **kwargs)
+        if exp == str(paths[0]):
+            paths[0].write_bytes(data[: len(data) // 2])
+        return items
+
+    context = contextlib.nullcontext()
+    if where == "cluster":
+        from distributed import Client, LocalCluster
+
+        context = Client(LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                      dashboard_address=None))
+    with context as client:
+        outcomes = run_program([str(p) for p in paths], plan, client=client)
+        if client is not None:
+            client.cluster.close()
+    assert [o.status for o in outcomes] == [FAILED, DONE]
+    assert not list(out.glob(".*"))  # no temporary store left
+    assert sorted(p.name for p in out.glob("*.zarr")) == [
+        paths[1].name.replace("_uncal.fits", "_jump.zarr")]
