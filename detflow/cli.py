@@ -442,8 +442,8 @@ def _run_program(inputs, pars, step_params, args):
             report = performance_report(filename=args.performance_report)
         chains = pipe.persistence_chains(inputs) if len(inputs) > 1 else None
         if chains is not None:
-            print(f"persistence: {len(inputs)} exposures chained in start-time order "
-                  f"within each of {len(chains)} detector(s)")
+            print(f"persistence: {len(inputs)} exposures chained in start-time order, "
+                  f"{len(chains)} chain(s), one per detector")
         try:
             with report:
                 outcomes = run_program(
