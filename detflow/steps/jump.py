@@ -36,9 +36,13 @@ path, and the MIRI shower amplitude limit is stcal's default (6 DN/s x TGROUP), 
 step's ``max_shower_amplitude``.
 """
 
+from functools import partial
+
 import dask
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from detflow import dqflags
 from detflow.contract import DIMS
@@ -234,16 +238,33 @@ def apply(ds, refs, params):
     return record(out, STEP, "COMPLETE", params)
 
 
-def _fused_block(data, gdq, gain, rn, plane_dnu4, gain_median4, *edges, halo, settings, flags,
-                 block_info=None):
-    """:func:`~detflow.kernels.jump.detect_finish_tile` on one tile and its halo edges;
-    the halo is on the sides that have a neighbour tile."""
-    loc, num = block_info[0]["chunk-location"], block_info[0]["num-chunks"]
-    sides = (halo if loc[2] > 0 else 0, halo if loc[2] < num[2] - 1 else 0,
-             halo if loc[3] > 0 else 0, halo if loc[3] < num[3] - 1 else 0)
+def _tile_edges(*tiles):
+    """The first and last row and the first and last column of each tile, for the
+    neighbouring tiles' halo: ``((top, bottom, left, right), ...)``, small copies (the
+    tile itself is not kept alive by them)."""
+    return tuple((t[..., :1, :].copy(), t[..., -1:, :].copy(),
+                  t[..., :, :1].copy(), t[..., :, -1:].copy()) for t in tiles)
+
+
+def _fused_tile(data, gdq, gain, rn, plane_dnu4, gain_median4, above, below, left, right, *,
+                halo, settings, flags):
+    """:func:`~detflow.kernels.jump.detect_finish_tile` on one tile, with the edges of the
+    neighbouring tiles (:func:`_tile_edges`; None where there is none) as its halo."""
+    tiles = (data, gdq, gain, rn)
+    sides = tuple(halo if n is not None else 0 for n in (above, below, left, right))
+    edges = None
+    if halo:
+        # per array: the row above and the row below the tile, then the columns to its
+        # left and right (the tile's own where it has no neighbour: never read)
+        rows = tuple(np.concatenate([above[k][1] if above is not None else t[..., :1, :],
+                                     below[k][0] if below is not None else t[..., -1:, :]],
+                                    axis=-2) for k, t in enumerate(tiles))
+        cols = tuple(np.concatenate([left[k][3] if left is not None else t[..., :, :1],
+                                     right[k][2] if right is not None else t[..., :, -1:]],
+                                    axis=-1) for k, t in enumerate(tiles))
+        edges = rows + cols
     return kj.detect_finish_tile(data, gdq, gain, rn, _plane(plane_dnu4), settings, flags,
-                                 gain_median=_scalar(gain_median4), halo=sides,
-                                 edges=edges if halo else None)
+                                 gain_median=_scalar(gain_median4), halo=sides, edges=edges)
 
 
 def _detect_block(data, gdq, gain, rn, plane_dnu4, settings, flags):
@@ -260,31 +281,6 @@ def _count_block(det, clear4, flags):
     return kj.primary_count(det, _plane(clear4), flags)
 
 
-def _edge_rows(arr, ychunks):
-    """For each block row, the rows just above and below it: ``(..., 2 * nblocks, nx)``
-    in chunks of 2 rows (the block's own first or last row where it has no neighbour:
-    never read)."""
-    ends = np.cumsum(ychunks)
-    pieces = []
-    for start, end in zip(ends - np.asarray(ychunks), ends, strict=True):
-        above = start - 1 if start > 0 else start
-        below = end if end < ends[-1] else end - 1
-        pieces += [arr[..., above:above + 1, :], arr[..., below:below + 1, :]]
-    return da.concatenate(pieces, axis=-2).rechunk({arr.ndim - 2: 2})
-
-
-def _edge_cols(arr, xchunks):
-    """For each block column, the columns just left and right of it:
-    ``(..., ny, 2 * nblocks)`` in chunks of 2 columns."""
-    ends = np.cumsum(xchunks)
-    pieces = []
-    for start, end in zip(ends - np.asarray(xchunks), ends, strict=True):
-        left = start - 1 if start > 0 else start
-        right = end if end < ends[-1] else end - 1
-        pieces += [arr[..., left:left + 1], arr[..., right:right + 1]]
-    return da.concatenate(pieces, axis=-1).rechunk({arr.ndim - 1: 2})
-
-
 def _detect_and_finish(data, gdq, gain, rn, plane_dnu, gain_median, halo, settings, flags,
                        chunks4):
     """Detection and post-processing in one task per tile (no sigma clipping possible).
@@ -297,17 +293,40 @@ def _detect_and_finish(data, gdq, gain, rn, plane_dnu, gain_median, halo, settin
     """
     nints, ngroups, yc, xc = chunks4
     arrays = (data, gdq, gain, rn)
-    edges = ()
-    if halo:
-        edges = (tuple(_edge_rows(a, yc) for a in arrays)
-                 + tuple(_edge_cols(a, xc) for a in arrays))
-    blocks = da.map_blocks(_fused_block, *arrays, _small4(plane_dnu), _small4(gain_median),
-                           *edges, halo=halo, settings=settings,
-                           flags=flags, dtype=object,
-                           meta=np.empty((0, 0, 0, 0), dtype=object))
+    nby, nbx = len(yc), len(xc)
+    ones = ((1,), (1,), (1,) * nby, (1,) * nbx)
+    small = [a for a in (_small4(plane_dnu), _small4(gain_median)) if a is not None]
+    deps = [*arrays, *small]
+    edges = None
+    if halo and nby * nbx > 1:
+        # one small task per tile cuts its four edges out of all four arrays; each tile's
+        # task then takes its neighbours' edges (not their tiles)
+        edges = da.map_blocks(_tile_edges, *arrays, chunks=ones, dtype=object,
+                              meta=np.empty((0, 0, 0, 0), dtype=object))
+        deps.append(edges)
+    name = "jump-tile-" + tokenize(*deps, halo, settings, flags)
+    call = partial(_fused_tile, halo=halo, settings=settings, flags=flags)
+    plane_key = (small[0].name, 0, 0, 0, 0)
+    median_key = (small[1].name, 0, 0, 0, 0) if gain_median is not None else None
+
+    def neighbour(by, bx):
+        if edges is None or not (0 <= by < nby and 0 <= bx < nbx):
+            return None
+        return (edges.name, 0, 0, by, bx)
+
+    layer = {}
+    for by in range(nby):
+        for bx in range(nbx):
+            layer[(name, 0, 0, by, bx)] = (
+                call, (data.name, 0, 0, by, bx), (gdq.name, 0, 0, by, bx),
+                (gain.name, by, bx), (rn.name, by, bx), plane_key, median_key,
+                neighbour(by - 1, bx), neighbour(by + 1, bx), neighbour(by, bx - 1),
+                neighbour(by, bx + 1))
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
+    blocks = da.Array(graph, name, chunks=ones, dtype=object,
+                      meta=np.empty((0, 0, 0, 0), dtype=object))
     gdq_out = da.map_blocks(_pick, blocks, 0, chunks=((nints,), (ngroups,), yc, xc),
                             dtype=np.uint8, meta=np.empty((0, 0, 0, 0), dtype=np.uint8))
-    ones = ((1,), (1,), (1,) * len(yc), (1,) * len(xc))
     count = da.map_blocks(_pick_count, blocks, 1, 4, chunks=ones, dtype=np.int64,
                           meta=np.empty((0, 0, 0, 0), dtype=np.int64)).sum()
     return gdq_out, count
