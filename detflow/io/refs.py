@@ -78,6 +78,7 @@ __all__ = [
     "OPTIONAL_REFTYPES",
     "clear_reference_index",
     "open_reference",
+    "open_reference_for",
     "reference_index",
     "resolve_reference",
     "resolve_references",
@@ -460,8 +461,9 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
         given to :func:`dask.array.from_array` for every variable. Default: the
         exposure's tiling (:func:`detflow.io.chunks.array_chunks`): one
         integration, all groups/coefficients, spatial tiles aligned to the
-        amplifiers in full-frame coordinates (whole rows for MIRI), cut into
-        bands of about 100 MB when larger than 150 MB.
+        amplifiers in full-frame coordinates (whole rows for MIRI), neighbouring
+        amplifiers joined up to about 100 MB, one cut into bands of about 100 MB
+        when larger than 150 MB.
     exposure : str, Mapping or xarray.Dataset, optional
         The exposure the file is opened for, only to name it in error messages.
     storage_options : dict, optional
@@ -684,6 +686,43 @@ def select_region(ref_ds, exposure, *, match_chunks=True, require_exact=False):
     out.attrs["substrt1"], out.attrs["substrt2"] = int(exp_x[0]) + 1, int(exp_y[0]) + 1
     out.attrs["subsize1"], out.attrs["subsize2"] = len(exp_x), len(exp_y)
     return out
+
+
+def open_reference_for(path, reftype, exposure):
+    """:func:`open_reference` then :func:`select_region` for an exposure Dataset.
+
+    The result is kept (the last few, by the file's path, size and mtime and the
+    exposure's instrument, detector, region and tiles): a program's exposures open the
+    same references on the same region, and opening and cutting one is a few
+    milliseconds each time, for every reference of every step of every exposure. A kept
+    result is returned as a shallow copy with its attrs copied.
+    """
+    ident = KeptByFile.identity(path) if _is_dataset(exposure) else None
+    key = None
+    if ident is not None:
+        attrs = _exposure_attrs(exposure)
+        tiles = tuple((name, var.dims, var.chunks) for name, var in exposure.data_vars.items()
+                      if var.chunks is not None and "y" in var.dims and "x" in var.dims)[:1]
+        key = ident + (_upper(reftype), _exposure_value(attrs, "instrument"),
+                       _exposure_value(attrs, "detector"),
+                       np.asarray(exposure["y"].values).tobytes(),
+                       np.asarray(exposure["x"].values).tobytes(), tiles)
+        hit = _CUT_REFERENCES.get(key)
+        if hit is not None:
+            return _fresh_copy(hit)
+    out = select_region(open_reference(path, reftype, exposure=exposure), exposure)
+    if key is not None:
+        _CUT_REFERENCES.put(key, _fresh_copy(out))
+    return out
+
+
+def _fresh_copy(ds):
+    out = ds.copy(deep=False)
+    out.attrs = copy.deepcopy(ds.attrs)
+    return out
+
+
+_CUT_REFERENCES = KeptByFile(64)
 
 
 # --------------------------------------------------------------------------- index

@@ -6,7 +6,7 @@ from pathlib import Path
 import dask
 
 from detflow.errors import ParameterError
-from detflow.io.refs import open_reference, resolve_reference, select_region
+from detflow.io.refs import open_reference_for, resolve_reference
 from detflow.pipeline.order import steps_for
 from detflow.steps import StepDef, get_step, is_implemented, skipped
 
@@ -33,10 +33,9 @@ def open_step_references(step, ds, params, refs_dir=None):
         if path == "N/A":
             refs[reftype], names[reftype] = None, "N/A"
             continue
-        ref = open_reference(path, reftype.upper())
         # every reference is cut to the exposure by coordinates; jwst requires DARK and
         # RESET in the science shape (it fails otherwise), detflow also accepts larger ones
-        refs[reftype] = select_region(ref, ds)
+        refs[reftype] = open_reference_for(path, reftype.upper(), ds)
         names[reftype] = Path(str(path)).name
     return refs, names
 
