@@ -203,6 +203,29 @@ def _persistence_item(alias, result, params, filename):
     return ("persistence", out, params["save_persistence"])
 
 
+def _check_start_windows(path, detector, chain):
+    """Refuse a ``persistence_array_file`` whose entry for ``detector`` was written by an
+    exposure of ``chain`` (an earlier run of the same program saving to the same file):
+    the chain's first exposure would start from windows left after it, counting its own
+    and later exposures' charge as persistence. jwst has no such check (it would read
+    them); detflow says so instead of giving wrong flags."""
+    from detflow.io.persistence import read_persistence_entry
+
+    entry = read_persistence_entry(path, detector)
+    if entry is None or not entry.filename:
+        return
+    written = Path(entry.filename).name
+    for source in chain:
+        root = product_path(source, None, "x").name[: -len("_x.fits")]
+        if written == Path(str(source)).name or written.startswith(root + "_"):
+            raise ParameterError(
+                f"persistence_array_file {path}: its {detector} entry was written by "
+                f"{written}, an exposure of this program (an earlier run saving to the "
+                f"same file): the first {detector} exposure, {Path(str(chain[0])).name}, "
+                "would start from the windows left after it. Give the file saved before "
+                "the program ran, or none.")
+
+
 def _step_params_from_file(path, step_name):
     pars = read_parameter_file(path)
     if pars["step"] == step_name:
@@ -402,7 +425,12 @@ class Detector1Pipeline:
                 chains[key] = []
                 order.append(key)
             chains[key].append((start if start is not None else float("inf"), i, source))
-        return [[source for _, _, source in sorted(chains[key])] for key in order]
+        out = [[source for _, _, source in sorted(chains[key])] for key in order]
+        if step.persistence_array_file:
+            for key, chain in zip(order, out, strict=True):
+                if isinstance(key, str):
+                    _check_start_windows(step.persistence_array_file, key, chain)
+        return out
 
     def product_paths(self, source):
         """The exposure products :meth:`run` writes for the input ``source`` (path or
