@@ -570,12 +570,13 @@ def _dry_run_rows(ds, pars, step_params, refs_dir):
 def _dry_run_program(inputs, pars, step_params, args):
     """What a program puts in the scheduler: the first exposure's graph size, times the
     exposures admitted at once; and how persistence chains the exposures."""
-    from detflow.program import named_tasks
+    from detflow.program import cluster_tiles, named_tasks
 
     pipe = _pipeline(pars, step_params, args)
     chains = pipe.persistence_chains(inputs)
-    items = pipe.plan(inputs[0]) if chains is None else pipe.plan(
-        inputs[0], save_persistence=False)
+    with cluster_tiles():  # (the tiles a program has on a cluster)
+        items = pipe.plan(inputs[0]) if chains is None else pipe.plan(
+            inputs[0], save_persistence=False)
     carry = getattr(items, "carry", None) if chains is not None else None
     tasks = named_tasks(items, carry)
     graph = {}

@@ -241,6 +241,22 @@ def _chain_error(job):
             f"failed: {prev.error.splitlines()[0] if prev.error else 'no state'}")
 
 
+def cluster_tiles():
+    """Tiles for a distributed scheduler, for the block: neighbouring amplifiers joined
+    up to :data:`detflow.io.chunks.CLUSTER_JOIN_BYTES` (fewer, larger tasks; each costs
+    the scheduler about a millisecond), unless the Dask setting
+    ``detflow.tiles.join-bytes`` is the user's own."""
+    import contextlib
+
+    import dask
+
+    from detflow.io.chunks import CLUSTER_JOIN_BYTES, JOIN_KEY
+
+    if dask.config.get(JOIN_KEY, None) is not None:
+        return contextlib.nullcontext()
+    return dask.config.set({JOIN_KEY: CLUSTER_JOIN_BYTES})
+
+
 def _plan_job(plan, job, incoming):
     items = plan(job.exp) if not job.chained else plan(
         job.exp, persistence_array=incoming, save_persistence=job.last)
@@ -418,7 +434,8 @@ def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight):
                 placed.append(worker)
                 where = {} if worker is None else {"workers": [worker],
                                                    "allow_other_workers": True}
-                items = _plan_job(plan, job, _incoming(job))
+                with cluster_tiles():
+                    items = _plan_job(plan, job, _incoming(job))
                 carry = getattr(items, "carry", None) if job.needed else None
                 write, keep = named_tasks(items, carry, write=not job.carry_only)
                 submitted = client.compute([t for t in (write, keep) if t is not None],

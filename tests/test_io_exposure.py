@@ -311,13 +311,10 @@ def test_subarray_coords_and_amp_aligned_chunks(make_uncal):
     np.testing.assert_array_equal(ds.y.values, np.arange(32, 48))
     np.testing.assert_array_equal(ds.integration.values, [0, 1])
     np.testing.assert_array_equal(ds.group.values, [0, 1, 2])
-    # so small, the two amplifiers' pieces make one tile
-    assert ds.data.chunks == ((1, 1), (3,), (16,), (40,))
-    assert ds.pixeldq.chunks == ((16,), (40,))
-    # tiles no bigger than an amplifier's piece: the boundary falls on full-frame x = 512
-    tiles = default_chunks(ds.attrs, ds.data.shape, target_bytes=100, max_bytes=10_000)
-    assert tiles["x"] == (13, 27)
+    # the tile boundary falls on full-frame x = 512
+    assert ds.data.chunks == ((1, 1), (3,), (16,), (13, 27))
     assert ds.x.values[13] == 512
+    assert ds.pixeldq.chunks == ((16,), (13, 27))
     np.testing.assert_array_equal(ds.data.sel(x=slice(512, None)).values, sci[..., 13:])
 
 
@@ -332,9 +329,7 @@ def test_fastaxis_2_tiles_along_y(make_uncal):
         subarray="SUB32",
     )
     ds = open_exposure(path)
-    assert ds.data.chunks == ((1,), (2,), (20,), (12,))  # small: one tile
-    tiles = default_chunks(ds.attrs, ds.data.shape, target_bytes=1, max_bytes=10**6)
-    assert (tiles["y"], tiles["x"]) == ((5, 15), (12,))
+    assert ds.data.chunks == ((1,), (2,), (5, 15), (12,))
     assert ds.y.values[5] == 1024
     np.testing.assert_array_equal(ds.data.values, sci)
 
@@ -344,18 +339,11 @@ def test_full_frame_tiles_are_amplifier_strips(tmp_path):
     sci = sci.reshape(1, 2, 2048, 2048)
     path = write_fits(tmp_path / "ff_uncal.fits", sci, {"SUBARRAY": "FULL"})
     ds = open_exposure(path)
-    # 2 groups of the four amplifiers is 34 MB in float32: one tile
-    assert ds.data.chunks == ((1,), (2,), (2048,), (2048,))
-    tiles = default_chunks(ds.attrs, ds.data.shape, target_bytes=10**6)
-    assert tiles["x"] == (512,) * 4 and tiles["y"] == (2048,)
-    strips = open_exposure(path, chunks={"x": tiles["x"]})
-    block = strips.data.data.blocks[0, 0, 0, 2].compute()
+    assert ds.data.chunks == ((1,), (2,), (2048,), (512, 512, 512, 512))
+    block = ds.data.data.blocks[0, 0, 0, 2].compute()
     np.testing.assert_array_equal(block, sci[..., 1024:1536])
     path2 = write_fits(tmp_path / "ff2_uncal.fits", sci[:, :1], {"FASTAXIS": 2, "SLOWAXIS": 1})
-    ds2 = open_exposure(path2)
-    assert ds2.data.chunks == ((1,), (1,), (2048,), (2048,))
-    tiles = default_chunks(ds2.attrs, ds2.data.shape, target_bytes=10**6)
-    assert tiles["y"] == (512,) * 4 and tiles["x"] == (2048,)
+    assert open_exposure(path2).data.chunks == ((1,), (1,), (512,) * 4, (2048,))
 
 
 def _read_boxes(arr):
@@ -401,14 +389,7 @@ def test_default_chunks_sizes():
     assert len(chunks["y"]) == 5 and sum(chunks["y"]) == 2048
     assert max(chunks["y"]) * 512 * 100 * 4 <= 150e6
     nrs = {"instrument": "NIRSPEC", "fastaxis": -2}
-    # 10 groups of one amplifier is 42 MB: two amplifiers per tile (84 MB), whole rows
-    assert default_chunks(nrs, (1, 10, 2048, 2048))["y"] == (1024, 1024)
-    assert default_chunks(nrs, (1, 10, 2048, 2048))["x"] == (2048,)
-    assert default_chunks(nir, (2, 10, 2048, 2048))["x"] == (1024, 1024)
-    # 5 groups: the whole frame is 84 MB, one tile per integration
-    assert default_chunks(nir, (2, 5, 2048, 2048))["x"] == (2048,)
-    # 13 groups: two amplifiers would be 109 MB, over the 100 MB target: one each
-    assert default_chunks(nir, (1, 13, 2048, 2048))["x"] == (512,) * 4
+    assert default_chunks(nrs, (1, 10, 2048, 2048))["y"] == (512,) * 4
     irs2 = {"instrument": "NIRSPEC", "fastaxis": 2, "readpatt": "NRSIRS2RAPID"}
     assert default_chunks(irs2, (1, 10, 3200, 2048))["y"] == (640,) * 5
     miri = {"instrument": "MIRI", "fastaxis": 1}
@@ -417,12 +398,43 @@ def test_default_chunks_sizes():
     big = default_chunks(miri, (2, 200, 1024, 1032))
     assert big["x"] == (1032,) and len(big["y"]) > 1
     assert max(big["y"]) * 1032 * 200 * 4 <= 150e6
-    sub_attrs = {"instrument": "NIRCAM", "substrt1": 1000, "fastaxis": -1}
-    # a subarray breaks at the full frame's amplifier boundaries ...
-    assert default_chunks(sub_attrs, (1, 200, 2048, 600))["x"] == (25, 512, 63)
-    # ... and its pieces are joined like whole strips when small (never past a target)
-    assert default_chunks(sub_attrs, (1, 2, 64, 600))["x"] == (600,)
-    assert default_chunks(sub_attrs, (1, 22, 2048, 600))["x"] == (537, 63)
+    sub = default_chunks(
+        {"instrument": "NIRCAM", "substrt1": 1000, "fastaxis": -1}, (1, 2, 64, 600)
+    )
+    assert sub["x"] == (25, 512, 63)
+
+
+def test_neighbouring_amplifiers_joined_up_to_join_bytes():
+    """With ``join_bytes`` (a program on a cluster: ``detflow.tiles.join-bytes``), whole
+    amplifiers are joined while the tile stays within it; tiles still end on amplifier
+    boundaries, and the default joins nothing."""
+    import dask
+
+    from detflow.io.chunks import CLUSTER_JOIN_BYTES, JOIN_KEY
+
+    nir = {"instrument": "NIRCAM", "fastaxis": 1}
+    join = CLUSTER_JOIN_BYTES
+    # 10 groups of one amplifier is 42 MB: two amplifiers per tile (84 MB)
+    assert default_chunks(nir, (2, 10, 2048, 2048), join_bytes=join)["x"] == (1024, 1024)
+    # 5 groups: the whole frame is 84 MB, one tile per integration
+    assert default_chunks(nir, (2, 5, 2048, 2048), join_bytes=join)["x"] == (2048,)
+    # 13 groups: two amplifiers would be 109 MB, over 100 MB: one each
+    assert default_chunks(nir, (1, 13, 2048, 2048), join_bytes=join)["x"] == (512,) * 4
+    nrs = {"instrument": "NIRSPEC", "fastaxis": -2}
+    tiles = default_chunks(nrs, (1, 10, 2048, 2048), join_bytes=join)
+    assert tiles["y"] == (1024, 1024) and tiles["x"] == (2048,)
+    # a subarray's pieces of amplifiers are joined like whole ones, never past the size
+    sub = {"instrument": "NIRCAM", "substrt1": 1000, "fastaxis": -1}
+    assert default_chunks(sub, (1, 22, 2048, 600), join_bytes=join)["x"] == (537, 63)
+    assert default_chunks(sub, (1, 2, 64, 600), join_bytes=join)["x"] == (600,)
+    # never past max_bytes, whatever join_bytes says
+    assert default_chunks(nir, (1, 20, 2048, 2048), join_bytes=10**12)["x"] == (512,) * 4
+    # the default joins nothing; the Dask setting turns it on
+    assert default_chunks(nir, (1, 5, 2048, 2048))["x"] == (512,) * 4
+    with dask.config.set({JOIN_KEY: join}):
+        assert default_chunks(nir, (1, 5, 2048, 2048))["x"] == (2048,)
+        shape = (1, 5, 2048, 2048)
+        assert resolve_chunks(None, nir, shape)["x"] == (2048,)
 
 
 def test_resolve_chunks_user_and_errors():
@@ -451,8 +463,8 @@ def test_memory_url_equals_local_and_reads_only_the_tile(make_uncal, memfs, monk
     with open(path, "rb") as f:
         fs.pipe(f"{root}/x_uncal.fits", f.read())
     url = f"memory://{root}/x_uncal.fits"
-    ds = open_exposure(url, chunks={"x": (13, 27)})  # the amplifier boundary
-    local = open_exposure(path, chunks={"x": (13, 27)})
+    ds = open_exposure(url)
+    local = open_exposure(path)
     assert ds.attrs["source"] == url
     assert ds.data.chunks == local.data.chunks
     np.testing.assert_array_equal(ds.data.values, local.data.values)
@@ -482,7 +494,7 @@ def test_http_url_equals_local(make_uncal, tmp_path, handler):
     path, sci = make_uncal(shape=(2, 3, 16, 40), substrt=(500, 1), zeroframe=True)
     with http_server(tmp_path, handler) as base:
         url = f"{base}/{os.path.basename(path)}"
-        ds = open_exposure(url, chunks={"x": (13, 27)})  # the amplifier boundary
+        ds = open_exposure(url)
         assert ds.data.chunks == ((1, 1), (3,), (16,), (13, 27))
         np.testing.assert_array_equal(ds.data.values, sci)
         np.testing.assert_array_equal(ds.zeroframe.values, sci[:, 0] - 5)

@@ -15,7 +15,6 @@ from astropy.io import fits
 from detflow.contract import KEYWORDS
 from detflow.errors import ReferenceFileError
 from detflow.io import refs
-from detflow.io.chunks import array_chunks
 from detflow.io.refs import (
     clear_reference_index,
     open_reference,
@@ -345,10 +344,8 @@ def test_default_chunks_follow_nir_amplifiers_and_user_chunks(tmp_path, dm):
         substrt=(301, 1),
     )
     ds = open_reference(path)
-    # the three pieces of amplifiers (212, 512, 376 columns) are joined: far below a tile
-    assert ds.sci.chunks[1] == (1100,)
-    # deep enough, the tiles end on the 512-column amplifier boundaries of the full frame
-    assert array_chunks(ds.attrs, ("group", "y", "x"), (100, 2048, 1100))[2] == (212, 512, 376)
+    # x tiles end on the 512-column amplifier boundaries of the full frame
+    assert ds.sci.chunks[1] == (212, 512, 376)
     ds = open_reference(path, chunks={"y": 4, "x": 550})
     assert ds.sci.chunks == ((4, 4, 4, 4), (550, 550))
 

@@ -366,6 +366,34 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
     assert big_peak < 1.5 * small_peak, (small_peak, big_peak)
 
 
+def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(monkeypatch):
+    """Graphs built for a distributed scheduler have neighbouring amplifiers joined
+    (fewer, larger tasks), unless the user set ``detflow.tiles.join-bytes``; the
+    threaded single run keeps one amplifier per tile (less in memory)."""
+    import dask
+    import dask.array as da
+
+    from detflow import program
+    from detflow.io.chunks import CLUSTER_JOIN_BYTES, JOIN_KEY, default_chunks
+
+    monkeypatch.setattr(program, "_as_completed", _FakeCompleted)
+    seen = []
+
+    def plan(exp):
+        seen.append(default_chunks({"instrument": "NIRCAM"}, (1, 10, 2048, 2048))["x"])
+        rate = da.zeros((2048, 2048), chunks=(2048, 1024), dtype="float32")
+        return [("rate", __import__("xarray").Dataset({"sci": (("y", "x"), rate)}),
+                 f"{exp}_rate.fits")]
+
+    run_program(["a_uncal.fits", "b_uncal.fits"], plan, client=_FakeClient())
+    assert seen == [(1024, 1024)] * 2 and CLUSTER_JOIN_BYTES == 100_000_000
+    seen.clear()
+    with dask.config.set({JOIN_KEY: 0}):  # the user's own setting wins
+        run_program(["a_uncal.fits"], plan, client=_FakeClient())
+    assert seen == [(512,) * 4]
+    assert default_chunks({"instrument": "NIRCAM"}, (1, 10, 2048, 2048))["x"] == (512,) * 4
+
+
 def _retimed(src, dest, detector, minutes):
     """A copy of an exposure as if taken by ``detector``, ``minutes`` after the original
     (EXPSTART and the INT_TIMES table shifted)."""

@@ -461,9 +461,9 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
         given to :func:`dask.array.from_array` for every variable. Default: the
         exposure's tiling (:func:`detflow.io.chunks.array_chunks`): one
         integration, all groups/coefficients, spatial tiles aligned to the
-        amplifiers in full-frame coordinates (whole rows for MIRI), neighbouring
-        amplifiers joined up to about 100 MB, one cut into bands of about 100 MB
-        when larger than 150 MB.
+        amplifiers in full-frame coordinates (whole rows for MIRI), cut into
+        bands of about 100 MB when larger than 150 MB (neighbouring amplifiers
+        joined up to ``detflow.tiles.join-bytes``, see :mod:`detflow.io.chunks`).
     exposure : str, Mapping or xarray.Dataset, optional
         The exposure the file is opened for, only to name it in error messages.
     storage_options : dict, optional
