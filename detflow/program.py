@@ -18,6 +18,7 @@ prints it).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -198,7 +199,8 @@ def run_program(
         if client is None:
             _run_here(jobs, plan, outcomes, decide)
         else:
-            _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight)
+            _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight,
+                            program=len(inputs) > 1)
     except KeyboardInterrupt as exc:
         for outcome in outcomes.values():
             if not outcome.status:
@@ -242,12 +244,10 @@ def _chain_error(job):
 
 
 def cluster_tiles():
-    """Tiles for a distributed scheduler, for the block: neighbouring amplifiers joined
-    up to :data:`detflow.io.chunks.CLUSTER_JOIN_BYTES` (fewer, larger tasks; each costs
-    the scheduler about a millisecond), unless the Dask setting
+    """Tiles for a program on a distributed scheduler, for the block: neighbouring
+    amplifiers joined up to :data:`detflow.io.chunks.CLUSTER_JOIN_BYTES` (fewer, larger
+    tasks; each costs the scheduler about a millisecond), unless the Dask setting
     ``detflow.tiles.join-bytes`` is the user's own."""
-    import contextlib
-
     import dask
 
     from detflow.io.chunks import CLUSTER_JOIN_BYTES, JOIN_KEY
@@ -399,8 +399,11 @@ def _as_completed():
     return as_completed()
 
 
-def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight):
+def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight, program=True):
     limit = max_in_flight or _default_in_flight(client)
+    # a program's parallelism is its exposures: larger tiles, fewer tasks; one exposure
+    # alone keeps one amplifier per tile (its parallelism, and less in memory at once)
+    tiles = cluster_tiles if program else contextlib.nullcontext
     queue = iter(jobs)
     holding = set()  # the exposures whose state the cluster holds for the next one
     active = {}  # future key -> (job, start, preferred worker)
@@ -434,7 +437,7 @@ def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight):
                 placed.append(worker)
                 where = {} if worker is None else {"workers": [worker],
                                                    "allow_other_workers": True}
-                with cluster_tiles():
+                with tiles():
                     items = _plan_job(plan, job, _incoming(job))
                 carry = getattr(items, "carry", None) if job.needed else None
                 write, keep = named_tasks(items, carry, write=not job.carry_only)

@@ -367,9 +367,9 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
 
 
 def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(monkeypatch):
-    """Graphs built for a distributed scheduler have neighbouring amplifiers joined
-    (fewer, larger tasks), unless the user set ``detflow.tiles.join-bytes``; the
-    threaded single run keeps one amplifier per tile (less in memory)."""
+    """A program's graphs for a distributed scheduler have neighbouring amplifiers
+    joined (fewer, larger tasks), unless the user set ``detflow.tiles.join-bytes``; a
+    single exposure keeps one amplifier per tile (its parallelism, less in memory)."""
     import dask
     import dask.array as da
 
@@ -389,7 +389,10 @@ def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(monkeypatch):
     assert seen == [(1024, 1024)] * 2 and CLUSTER_JOIN_BYTES == 100_000_000
     seen.clear()
     with dask.config.set({JOIN_KEY: 0}):  # the user's own setting wins
-        run_program(["a_uncal.fits"], plan, client=_FakeClient())
+        run_program(["a_uncal.fits", "b_uncal.fits"], plan, client=_FakeClient())
+    assert seen == [(512,) * 4] * 2
+    seen.clear()
+    run_program(["a_uncal.fits"], plan, client=_FakeClient())  # one exposure: its tiles
     assert seen == [(512,) * 4]
     assert default_chunks({"instrument": "NIRCAM"}, (1, 10, 2048, 2048))["x"] == (512,) * 4
 
