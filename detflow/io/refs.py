@@ -669,14 +669,7 @@ def select_region(ref_ds, exposure, *, match_chunks=True, require_exact=False):
                 indexers[dim] = (want - have[0]).astype(np.intp)
         out = ref_ds.isel(indexers)
     if match_chunks and _is_dataset(exposure):
-        target = {}
-        for var in exposure.data_vars.values():
-            if var.chunks is None:
-                continue
-            for dim, c in zip(var.dims, var.chunks, strict=True):
-                if dim in ("y", "x"):
-                    target.setdefault(dim, c)
-        target = {d: c for d, c in target.items() if d in out.dims}
+        target = {d: c for d, c in _spatial_chunks(exposure) if d in out.dims}
         if target:
             out = out.chunk(target)
     out.attrs = dict(ref_ds.attrs)
@@ -701,8 +694,7 @@ def open_reference_for(path, reftype, exposure):
     key = None
     if ident is not None:
         attrs = _exposure_attrs(exposure)
-        tiles = tuple((name, var.dims, var.chunks) for name, var in exposure.data_vars.items()
-                      if var.chunks is not None and "y" in var.dims and "x" in var.dims)[:1]
+        tiles = _spatial_chunks(exposure)
         key = ident + (_upper(reftype), _exposure_value(attrs, "instrument"),
                        _exposure_value(attrs, "detector"),
                        np.asarray(exposure["y"].values).tobytes(),
@@ -714,6 +706,19 @@ def open_reference_for(path, reftype, exposure):
     if key is not None:
         _CUT_REFERENCES.put(key, _fresh_copy(out))
     return out
+
+
+def _spatial_chunks(exposure):
+    """``((dim, chunks), ...)`` of ``y`` and ``x`` in an exposure Dataset: the first
+    dask-backed variable's that has each."""
+    target = {}
+    for var in exposure.data_vars.values():
+        if var.chunks is None:
+            continue
+        for dim, c in zip(var.dims, var.chunks, strict=True):
+            if dim in ("y", "x"):
+                target.setdefault(dim, c)
+    return tuple(sorted(target.items()))
 
 
 def _fresh_copy(ds):
