@@ -702,3 +702,32 @@ def test_reference_headers_are_reused_until_the_file_changes(tmp_path, dm, rng, 
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
     np.testing.assert_array_equal(open_reference(path, "gain").sci.values, sci + 1)
     assert len(reads) == 3
+
+
+def test_references_cut_for_an_exposure_are_reused_until_the_file_changes(
+        tmp_path, dm, rng, monkeypatch):
+    """A program's exposures on one region get the reference opened and cut once:
+    attributes of their own each time, and a file rewritten since is opened again."""
+    from detflow.io import refs
+    from detflow.io.refs import open_reference_for
+
+    opened = []
+    real = refs.open_reference
+    monkeypatch.setattr(refs, "open_reference", lambda *a, **k: opened.append(1) or real(*a, **k))
+
+    full = rng.normal(size=(2048, 2048)).astype("f4")
+    path = write_ref(tmp_path / "gain.fits", dm.GainModel(data=full), "GAIN")
+    attrs = exposure_attrs(substrt=(1025, 1793), subsize=(160, 64), subarray="SUB160")
+    exposure = exposure_dataset(attrs)
+    first = open_reference_for(path, "gain", exposure)
+    np.testing.assert_array_equal(first.sci.values, full[1792:1856, 1024:1184])
+    first.attrs["substrt1"] = -1
+    second = open_reference_for(path, "gain", exposure)
+    assert second.attrs["substrt1"] == 1025 and len(opened) == 1
+    np.testing.assert_array_equal(second.sci.values, first.sci.values)
+    stat = os.stat(path)
+    write_ref(tmp_path / "gain.fits", dm.GainModel(data=full + 1), "GAIN")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    third = open_reference_for(path, "gain", exposure)
+    np.testing.assert_array_equal(third.sci.values, full[1792:1856, 1024:1184] + 1)
+    assert len(opened) == 2

@@ -24,11 +24,11 @@ nothing). A program on a cluster sets it to :data:`TARGET_TILE_BYTES`
 (:data:`CLUSTER_JOIN_BYTES`): a 10-group NIR full frame is then two tiles of two
 amplifiers (84 MB each) instead of four of 42 MB, and a 5-group one a single tile,
 so each task does enough work to be worth its scheduling (a distributed scheduler
-spends about a millisecond on every task; measured on a program of full frames:
-240 -> 135 tasks per exposure, the client and scheduler's CPU 6.3 -> 4.6 s for 8).
-A single exposure on the threaded scheduler, whose tasks cost next to nothing to
-schedule, keeps one amplifier per tile: fewer pixels in flight (811 vs 1088 MiB peak
-for a 10-group full frame).
+spends about a millisecond on every task; measured on a program of 8 full frames on
+2 workers: 240 -> 161 tasks per exposure, the client and scheduler's CPU 6.3 -> 5.7 s).
+A single exposure, whose parallelism is its tiles, keeps one amplifier per tile:
+fewer pixels in flight (peak 811 vs 1088 MiB threaded, 943 vs 1254 MiB on a local
+cluster, for a 10-group full frame).
 
 :func:`array_chunks` applies the same tiling to an array of any named
 dimensions (reference files: ``(y, x)``, ``(group, y, x)``, ``(coeff, y, x)``,

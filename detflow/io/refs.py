@@ -368,10 +368,10 @@ def _leading_dims(reftype, var, ndim):
 
 def _reference_headers(path, storage_options, want, label, rt_name):
     """``(source, stamp, reftype, attrs, images, primary header)`` of a reference file
-    from its headers and tables; the last few local files' are kept (by path, size and mtime): every
-    exposure of a program opens the same references, several steps open the same file,
-    and parsing headers is most of the cost of opening one. A kept entry is returned
-    with its attrs copied (callers may change a Dataset's attrs)."""
+    from its headers and tables; the last few local files' are kept (by path, size and
+    mtime): every exposure of a program opens the same references, several steps open
+    the same file, and parsing headers is most of the cost of opening one. A kept entry
+    is returned with its attrs copied (callers may change a Dataset's attrs)."""
     key = KeptByFile.identity(path) if not storage_options else None
     key = None if key is None else key + (want,)
     hit = _REFERENCES.get(key) if key is not None else None
@@ -506,8 +506,8 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
     rt_name = want or "REFERENCE"
     if not _path_exists(path, storage_options):
         raise ReferenceFileError(rt_name, label, f"reference file {path} does not exist")
-    source, stamp, rt, attrs, images, primary = _reference_headers(path, storage_options, want,
-                                                          label, rt_name)
+    source, stamp, rt, attrs, images, primary = _reference_headers(
+        path, storage_options, want, label, rt_name)
 
     # spatial frame: the array shape wins over SUBSIZE (as in jwst's ref_matches_sci)
     spatial_shapes = {
