@@ -9,13 +9,16 @@ Public entry points:
 * :func:`detflow.simulate` -- write a realistic simulated exposure with its
   reference files and truth image.
 * :class:`detflow.Detector1Pipeline` and the step classes (``detflow.RefPixStep``,
-  ``detflow.JumpStep``, ...) -- jwst's interfaces on detflow's lazy graph.
+  ``detflow.JumpStep``, ...) -- jwst's interfaces on detflow's lazy graph; given a jwst
+  datamodel they return the datamodel class jwst returns.
+* :func:`detflow.from_datamodel` / :func:`detflow.to_datamodel` -- a jwst datamodel as a
+  lazy Dataset (no copy), and a Dataset as the jwst datamodel (computed).
 """
 
 __version__ = "0.1.0"
 
 __all__ = ["__version__", "open_exposure", "open_reference", "open_product", "simulate",
-           "Detector1Pipeline"]
+           "Detector1Pipeline", "from_datamodel", "to_datamodel"]
 
 
 def __getattr__(name):
@@ -32,6 +35,10 @@ def __getattr__(name):
         from detflow.io.products import open_product
 
         return open_product
+    if name in ("from_datamodel", "to_datamodel"):
+        from detflow.io import datamodels
+
+        return getattr(datamodels, name)
     if name == "simulate":
         from detflow.simulator import simulate
 

@@ -22,6 +22,77 @@ EPILOG = """examples:
 """
 
 
+class _RunHelp(argparse.Action):
+    """``detflow run --help``: the options, then every step's parameters with their
+    defaults, as ``strun --help`` lists them (built only when asked: it imports the
+    steps)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        parser.epilog = step_parameter_help()
+        parser.print_help()
+        parser.exit()
+
+
+def step_parameter_help(steps=None):
+    """Every step's parameters as ``detflow run`` takes them, with jwst's defaults.
+
+    Parameters
+    ----------
+    steps : sequence of str, optional
+        Step aliases (``jump``, ...); default: every step detflow implements, in the
+        near-IR order, then the pipeline's own parameters.
+
+    Returns
+    -------
+    str
+        Lines such as ``--steps.jump.rejection_threshold=4.0  CR sigma rejection
+        threshold``, one block per step.
+    """
+    from detflow.errors import ParameterError
+    from detflow.interfaces import Detector1Pipeline
+    from detflow.pipeline.order import MIRI_STEPS, NIR_STEPS
+    from detflow.steps import GENERIC_PARAMS, STEP_NAMES, get_step, is_implemented
+
+    order = list(dict.fromkeys(s.name for s in NIR_STEPS + MIRI_STEPS))
+    every = steps is None or len(steps) == 0
+    names = [n for n in order if is_implemented(n)] if every else list(steps)
+    unknown = [n for n in names if n not in STEP_NAMES]
+    if unknown:
+        raise ParameterError(f"unknown step(s) {', '.join(unknown)}; detector1 steps are: "
+                             f"{', '.join(order)}")
+    lines = ["step parameters (jwst's names and defaults; set one with "
+             "--steps.STEP.PARAM=VALUE):"]
+    for name in names:
+        if not is_implemented(name):
+            lines += ["", f"  {name}: not implemented in detflow yet (it can only be skipped)"]
+            continue
+        step = get_step(name)
+        rows = [(f"--steps.{name}.skip={step.skip_default}", "skip the step")]
+        rows += [(f"--steps.{name}.override_{r}=None", f"{r.upper()} reference file to use")
+                 for r in step.reftypes]
+        for key, par in step.params.items():
+            doc = par.doc + (f" (one of {', '.join(map(str, par.options))})"
+                             if par.kind == "option" else "")
+            default = "''" if par.default == "" else par.default
+            rows.append((f"--steps.{name}.{key}={default}", doc))
+        width = min(max(len(flag) for flag, _ in rows), 60)
+        lines += ["", f"  {name} ({step.class_name}):"]
+        lines += [f"    {flag:<{width}}  {doc}".rstrip() for flag, doc in rows]
+    if every:
+        generic = ", ".join(k for k in GENERIC_PARAMS if k != "skip")
+        missing = [n for n in order if not is_implemented(n)]
+        own = [f"--{k}={v}" for k, v in Detector1Pipeline._own.items()
+               if k not in GENERIC_PARAMS]
+        lines += ["", f"  not implemented yet (skip only): {', '.join(missing)}",
+                  f"  every step also takes jwst's generic parameters: {generic}",
+                  "", "pipeline parameters: " + "  ".join(own)]
+    return "\n".join(lines)
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="detflow",
@@ -48,8 +119,8 @@ def _build_parser():
     sim.add_argument("instrument", choices=["nircam", "miri"])
     sim.add_argument("outdir")
     sim.add_argument("--subarray", default="FULL",
-                     help="FULL (default), SUB640, SUB320, SUB160, SUBGRISM64, SUBGRISM128 "
-                          "(NIRCam); FULL (MIRI)")
+                     help="FULL (default), SUB640, SUB320, SUB160, SUB160P, SUBGRISM64, "
+                          "SUBGRISM128 (NIRCam); FULL (MIRI)")
     sim.add_argument("--readpatt", default=None,
                      help="read pattern, e.g. RAPID, BRIGHT2, MEDIUM8 (NIRCam; default RAPID) "
                           "or FAST (MIRI)")
@@ -58,27 +129,60 @@ def _build_parser():
     sim.add_argument("--seed", type=int, default=1, help="random seed (1)")
     sim.add_argument("--root", default=None,
                      help="file root name, e.g. jw01234001001_01101_00002_nrca1 (default: "
-                          "exposure 1 of a JWST-like name for the detector)")
+                          "a JWST-like name for the detector, with _s<SEED> appended when "
+                          "--seed is not 1, so several seeds share one folder)")
     sim.add_argument("--snowballs", type=int, default=2,
                      help="large cosmic-ray events to inject (2)")
+    sim.add_argument("--avdrkcur", default="scalar", choices=["scalar", "map", "both", "none"],
+                     help="how the DARK carries the average dark current, as CRDS darks "
+                          "do: the AVDRKCUR keyword (default), a 2-D AVDRKCUR extension, "
+                          "both, or neither")
+    sim.add_argument("--ref-shape", default="full", choices=["full", "subarray"],
+                     help="reference files full-frame (default; cut to the subarray with "
+                          "SUBSTRT/SUBSIZE) or in the subarray's own shape and corner")
+    sim.add_argument("--dq-def", default="standard",
+                     choices=["standard", "compressed", "none"],
+                     help="DQ_DEF table of the references with DQ: standard JWST bit "
+                          "values (default), compressed bit planes translated by NAME, "
+                          "or none")
+    sim.add_argument("--gain-factor", type=float, default=None, metavar="G",
+                     help="write GAINFACT=G on the GAIN file (as NIRSpec IRS2 gain files "
+                          "carry): gain_scale multiplies the rates by it (default: none)")
     zf = sim.add_mutually_exclusive_group()
     zf.add_argument("--zeroframe", dest="zeroframe", action="store_true", default=None,
                     help="write a ZEROFRAME extension (default: when NFRAMES > 1)")
     zf.add_argument("--no-zeroframe", dest="zeroframe", action="store_false")
 
-    info = sub.add_parser("info", help="summarise an exposure (uncal or ramp FITS, or URL)")
+    info = sub.add_parser(
+        "info", help="summarise an exposure or a product (uncal, ramp, a step's output, "
+                     "rate, rateints, fitopt FITS, a Zarr store, or URL)")
     info.add_argument("file")
+
+    params = sub.add_parser(
+        "params", help="list the step parameters of 'detflow run' with their defaults",
+        description="Every detector1 step's parameters with jwst's names and defaults, as "
+                    "'detflow run' takes them (--steps.STEP.PARAM=VALUE); also at the end "
+                    "of 'detflow run --help'.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    params.add_argument("steps", nargs="*", metavar="STEP",
+                        help="step aliases (jump, dark_current, ...); default: every step")
 
     run = sub.add_parser(
         "run",
         help="calibrate exposures (detector1)",
         description=(
-            "Run detector1 on INPUT files, with the arguments of "
-            "'strun jwst.pipeline.Detector1Pipeline': an optional ASDF parameter file first, "
-            "--output_dir, --save_results, the pipeline's own --PARAM=VALUE (e.g. "
-            "--save_calibrated_ramp=true) and --steps.STEP.PARAM=VALUE."
+            "Run detector1 on INPUT files, with the arguments of\n"
+            "'strun jwst.pipeline.Detector1Pipeline': an optional ASDF parameter file first,\n"
+            "--output_dir, --save_results, the pipeline's own --PARAM=VALUE (e.g.\n"
+            "--save_calibrated_ramp=true) and --steps.STEP.PARAM=VALUE.\n"
+            "Every step's parameters and their defaults are listed at the end of this help\n"
+            "(one step's: detflow params STEP)."
         ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
     )
+    run.add_argument("-h", "--help", action=_RunHelp,
+                     help="show this help, with every step's parameters, and exit")
     run.add_argument("inputs", nargs="+", metavar="[PARAMFILE.asdf|WORKFLOW.yaml] INPUT",
                      help="exposures (files, glob patterns, folders, URLs), after an "
                           "optional jwst ASDF parameter file or a detflow workflow file")
@@ -140,8 +244,45 @@ def choose_scheduler(args, n_inputs):
     return "threads"
 
 
+class _DashboardNoise:
+    """A logging filter: drops the ``AssertionError`` traceback that Bokeh's server raises
+    (through Tornado's or its own error log) when a dashboard tab is closed while the
+    dashboard updates it -- the session is already detached from the connection
+    (``bokeh.server.connection.ServerConnection.session``). Nothing is wrong with the run;
+    every other record passes."""
+
+    def filter(self, record):
+        exc = record.exc_info
+        if not exc or not isinstance(exc[1], AssertionError):
+            return True
+        tb = exc[2]
+        while tb is not None:
+            parts = Path(tb.tb_frame.f_code.co_filename).parts
+            if "bokeh" in parts and "server" in parts[parts.index("bokeh"):]:
+                return False
+            tb = tb.tb_next
+        return True
+
+
+#: Loggers that report the dashboard's closed-tab AssertionError (see _DashboardNoise).
+DASHBOARD_LOGGERS = ("tornado.application", "tornado.general", "bokeh.server.views.ws",
+                     "bokeh.server", "asyncio")
+
+
+def setup_logging():
+    """The command line's logging: the terminal is kept free of the dashboard's noise
+    (:class:`_DashboardNoise` on :data:`DASHBOARD_LOGGERS`). Idempotent."""
+    import logging
+
+    for name in DASHBOARD_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DashboardNoise) for f in logger.filters):
+            logger.addFilter(_DashboardNoise())
+
+
 def main(argv=None):
     """Entry point of the ``detflow`` command; returns the exit status."""
+    setup_logging()
     parser = _build_parser()
     args, extra = parser.parse_known_args(argv)
     if args.command is None:
@@ -154,6 +295,9 @@ def main(argv=None):
             return _cmd_simulate(args)
         if args.command == "info":
             return _cmd_info(args)
+        if args.command == "params":
+            print(step_parameter_help(args.steps))
+            return 0
         if args.command == "run":
             return _cmd_run(args, extra)
     except DetflowError as exc:
@@ -186,6 +330,10 @@ def _cmd_simulate(args):
         root=args.root,
         snowballs=args.snowballs,
         zeroframe=args.zeroframe,
+        avdrkcur=args.avdrkcur,
+        ref_shape=args.ref_shape,
+        dq_def=args.dq_def,
+        gain_factor=args.gain_factor,
     )
     print(f"exposure:   {res.uncal}")
     print(f"truth:      {res.truth}")
@@ -198,8 +346,6 @@ def _cmd_simulate(args):
 
 def describe_exposure(ds):
     """A readable multi-line summary of an exposure Dataset (see :mod:`detflow.contract`)."""
-    import numpy as np
-
     from detflow import dqflags
 
     a = ds.attrs
@@ -208,9 +354,7 @@ def describe_exposure(ds):
     lines = [
         f"file:        {a.get('source', '?')}",
         f"model:       {a.get('datamodel', '?')}",
-        f"instrument:  {a.get('instrument', '?')} {a.get('detector', '?')}  "
-        f"exp_type {a.get('exp_type', '?')}  filter {a.get('filter', '-')}"
-        + (f"  pupil {a['pupil']}" if a.get("pupil") else ""),
+        _instrument_line(a),
         f"subarray:    {a.get('subarray', '?')}  x {x0}:{x0 + nx}  y {y0}:{y0 + ny} "
         f"(full-frame pixels)  outputs {a.get('noutputs', '?')}  "
         f"fast/slow axis {a.get('fastaxis', '?')}/{a.get('slowaxis', '?')}",
@@ -223,22 +367,112 @@ def describe_exposure(ds):
         f"integration {a.get('integration_time', float('nan')):.3f} s  "
         f"start MJD {a.get('expstart', float('nan')):.6f}",
     ]
+    lines.append("variables:   " + _variables(ds))
     for label, var, flags in (("pixel DQ:    ", "pixeldq", dqflags.PIXEL),
                               ("group DQ:    ", "groupdq", dqflags.GROUP)):
-        values = np.asarray(ds[var].data)
-        counts = [f"{name} {n}" for name, bit in flags.items()
-                  if (n := int(np.count_nonzero(values & bit)))]
-        lines.append(label + (", ".join(counts) if counts else "none set"))
-    done = {k: v for k, v in (a.get("cal_step") or {}).items()}
-    if done:
-        lines.append("cal_step:    " + ", ".join(f"{k}={v}" for k, v in done.items()))
+        lines.append(label + _dq_counts(ds[var], flags))
+    lines += _cal_step_lines(a)
+    return "\n".join(lines)
+
+
+def _instrument_line(attrs):
+    """``instrument:  NIRCAM NRCA1  exp_type ...  filter ...  [pupil ...]``."""
+    a = attrs
+    return (f"instrument:  {a.get('instrument', '?')} {a.get('detector', '?')}  "
+            f"exp_type {a.get('exp_type', '?')}  filter {a.get('filter', '-')}"
+            + (f"  pupil {a['pupil']}" if a.get("pupil") else ""))
+
+
+def _variables(ds):
+    """``name (dims) dtype, ...`` of a Dataset's data variables."""
+    return ", ".join(f"{name} ({', '.join(map(str, var.dims))}) {var.dtype}"
+                     for name, var in ds.data_vars.items())
+
+
+def _dq_counts(var, flags):
+    """``FLAG count, ...`` of the bits set in a DQ array (computed), or ``none set``."""
+    import numpy as np
+
+    values = np.asarray(var.data)
+    counts = [f"{name} {n}" for name, bit in flags.items()
+              if (n := int(np.count_nonzero(values & bit)))]
+    return ", ".join(counts) if counts else "none set"
+
+
+def _cal_step_lines(attrs):
+    done = dict(attrs.get("cal_step") or {})
+    return ["cal_step:    " + ", ".join(f"{k}={v}" for k, v in done.items())] if done else []
+
+
+def describe_product(ds, path):
+    """A readable multi-line summary of a product (:func:`detflow.open_product`: rate,
+    rateints, fitopt, a ramp-shaped intermediate, a Zarr store): its model, instrument
+    and region, dimensions, variables, read pattern and timing, DQ flags, the jump
+    step's cosmic-ray rates and the ``cal_step`` statuses."""
+    from detflow import dqflags
+
+    a = ds.attrs
+    header = a.get("primary_header") or {}
+    model = header.get("DATAMODL") or a.get("datamodel") or "?"
+    model = model[0] if isinstance(model, list | tuple) else model
+    kind = Path(str(path).rstrip("/")).stem.rsplit("_", 1)[-1]
+    main = max(ds.data_vars.values(), key=lambda v: v.ndim)
+    lines = [
+        f"file:        {path}",
+        f"product:     {kind}  model {model}",
+        _instrument_line(a),
+    ]
+    if "y" in ds.coords and "x" in ds.coords and ds.sizes.get("y") and ds.sizes.get("x"):
+        x0, y0 = int(ds.x.values[0]), int(ds.y.values[0])
+        lines.append(f"subarray:    {a.get('subarray', '?')}  x {x0}:{x0 + ds.sizes['x']}  "
+                     f"y {y0}:{y0 + ds.sizes['y']} (full-frame pixels)")
+    lines += [
+        f"shape:       {' x '.join(map(str, main.shape))} ({', '.join(map(str, main.dims))})"
+        + (f"  {a['bunit']}" if a.get("bunit") else ""),
+        "dims:        " + ", ".join(f"{d} {n}" for d, n in ds.sizes.items()),
+        "variables:   " + _variables(ds),
+        f"read:        {a.get('readpatt', '?')}  nframes {a.get('nframes', '?')}  "
+        f"groupgap {a.get('groupgap', '?')}  ngroups {a.get('ngroups', '?')}  "
+        f"nints {a.get('nints', '?')}",
+        f"timing:      group {a.get('group_time', float('nan')):.5f} s  "
+        f"integration {a.get('integration_time', float('nan')):.3f} s  "
+        f"exposure {a.get('exposure_time', float('nan')):.3f} s  "
+        f"start MJD {a.get('expstart', float('nan')):.6f}",
+    ]
+    for label, var, flags in (("DQ:          ", "dq", dqflags.PIXEL),
+                              ("pixel DQ:    ", "pixeldq", dqflags.PIXEL),
+                              ("group DQ:    ", "groupdq", dqflags.GROUP)):
+        if var in ds.data_vars:
+            lines.append(label + _dq_counts(ds[var], flags))
+    rates = [f"{label} {a[name]:g}" for name, label in (
+        ("primary_cosmic_rays", "PRIMECRS"), ("extended_emission_events", "EXTNCRS"))
+        if isinstance(a.get(name), int | float)]
+    if rates:
+        lines.append("jump:        " + ", ".join(rates))
+    lines += _cal_step_lines(a)
     return "\n".join(lines)
 
 
 def _cmd_info(args):
+    from detflow.errors import InputFileError
     from detflow.io.exposure import open_exposure
+    from detflow.io.products import open_product
 
-    ds = open_exposure(args.file)
+    try:
+        ds = open_exposure(args.file)
+    except InputFileError as as_exposure:  # a product (rate, rateints, fitopt, a store)?
+        try:
+            product = open_product(args.file)
+        except InputFileError as as_product:
+            if as_exposure.problem in as_product.problem:  # unreadable either way
+                raise as_exposure from None
+            raise InputFileError(
+                args.file, f"neither a JWST exposure ({as_exposure.problem}) nor a "
+                f"product ({as_product.problem})") from None
+        if not product.data_vars or not product.attrs.get("instrument"):
+            raise as_exposure from None
+        print(describe_product(product, args.file))
+        return 0
     print(describe_exposure(ds))
     return 0
 
@@ -293,9 +527,27 @@ def _cmd_run(args, extra):
     inputs = expand_inputs(inputs)
     if args.dry_run:
         return _dry_run(inputs, pars, step_params, args)
+    compile_notice()
     if pars["step"]:
         return _run_step_file(inputs, pars, step_params, args)
     return _run_program(inputs, pars, step_params, args)
+
+
+def compile_notice(stream=None):
+    """Say once (on ``stream``, default stderr) that this run compiles detflow's kernels
+    when numba's on-disk cache does not hold them yet (a fresh install: a minute or more
+    of silence otherwise); see :func:`detflow.runtime.warm.uncompiled_kernels`. Returns
+    whether it was said."""
+    from detflow.runtime.warm import uncompiled_kernels
+
+    try:
+        missing = uncompiled_kernels()
+    except Exception:  # numba's cache not readable here: say nothing
+        return False
+    if missing:
+        print("detflow: compiling detflow's kernels, first run only (a minute or more)",
+              file=stream or sys.stderr, flush=True)
+    return bool(missing)
 
 
 def _own_parameters(step):
@@ -541,6 +793,8 @@ def _dry_run(inputs, pars, step_params, args):
 
 
 def _dry_run_rows(ds, pars, step_params, refs_dir):
+    """The plan's lines for one exposure: each step (run or skip) with its reference
+    files, and under it one line per reference saying why that file was chosen."""
     from detflow.io.refs import resolve_reference
     from detflow.pipeline.order import steps_for
 
@@ -551,19 +805,22 @@ def _dry_run_rows(ds, pars, step_params, refs_dir):
     for spec in sequence:
         p = step_params.get(spec.name, {})
         skip = p.get("skip", spec.skip_default) and not pars.get("step")
-        refs = []
+        refs, whys = [], []
         for reftype in spec.reftypes:
             if skip:
                 break
-            ref = resolve_reference(
+            ref, why = resolve_reference(
                 reftype.upper(), ds.attrs,
                 override=p.get(f"override_{reftype}"),
                 refs_dir=refs_dir,
                 optional=reftype in spec.optional_refs,
+                explain=True,
             )
             refs.append(f"{reftype}={Path(ref).name if ref != 'N/A' else 'N/A'}")
+            whys.append(f"{' ' * 9}{reftype}: {why}")
         state = "skip" if skip else "run "
         rows.append(f"  {state} {spec.name:<20} {' '.join(refs)}")
+        rows.extend(whys)
     return rows
 
 

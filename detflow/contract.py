@@ -59,8 +59,17 @@ KEYWORDS = {
     "zeroframe": ("ZEROFRAM", "primary", bool),
     "primary_cosmic_rays": ("PRIMECRS", "primary", float),
     "extended_emission_events": ("EXTNCRS", "primary", float),
+    # meta.exposure.gain_factor: ramp_fit copies the GAIN file's GAINFACT into the
+    # products (jwst writes it), and gain_scale reads it from its input
+    "gain_factor": ("GAINFACT", "primary", float),
     "bunit": ("BUNIT", "sci", str),
 }
+
+#: Primary-header keyword (detflow's own; jwst has none) of a product: the exposure file
+#: it was calibrated from (absolute path or URL), kept from product to product, so a step
+#: resumed from an intermediate finds the ``refs/`` folder beside that exposure
+#: (:func:`detflow.io.refs.resolve_reference`).
+INPUT_KEYWORD = "DF_INPUT"
 
 #: Full-frame detector sizes (ny, nx) in the DMS orientation.
 FULL_FRAME_SHAPE = {

@@ -33,7 +33,9 @@ class ReferenceFileError(DetflowError, LookupError):
             hint = (
                 f"supply one with override_{reftype.lower()}=PATH "
                 f"(command line: --steps.<step>.override_{reftype.lower()}=PATH), "
-                "a reference directory with --refs DIR, or a CRDS cache via CRDS_PATH"
+                "a folder of reference files with refs_dir=DIR (command line: --refs DIR; "
+                "by default the refs/ folder beside the exposure, or beside the exposure "
+                "a product was calibrated from), or a CRDS cache via CRDS_PATH"
             )
         self.hint = hint
         super().__init__(

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from detflow.errors import ParameterError
+from detflow.errors import InputFileError, ParameterError
+from detflow.io.datamodels import from_datamodel, is_datamodel, to_datamodel
 from detflow.io.exposure import open_exposure
 from detflow.io.products import dark_output_path, product_path
 from detflow.pipeline.builder import apply_step, build_detector1, dark_output
@@ -30,13 +31,52 @@ __all__ = ["Step", "Detector1Pipeline", "STEP_CLASS_BY_NAME"] + sorted(STEP_CLAS
 
 
 def _as_dataset(data):
+    """An exposure or product Dataset from what a step or the pipeline was given: a
+    Dataset, a file path or URL (a raw or ramp exposure, or a rate/rateints product for
+    gain_scale), or a jwst datamodel (:func:`detflow.io.datamodels.from_datamodel`)."""
     if isinstance(data, xr.Dataset):
         return data
+    if is_datamodel(data):
+        return from_datamodel(data)
     if isinstance(data, (str, Path)):
-        return open_exposure(str(data))
+        try:
+            return open_exposure(str(data))
+        except InputFileError as exc:
+            if "SCI has 2 dimensions" in exc.problem or "SCI has 3 dimensions" in exc.problem:
+                from detflow.io.products import open_product
+
+                return open_product(str(data))  # a rate or rateints product
+            raise
     raise ParameterError(
-        f"cannot calibrate a {type(data).__name__}: give a file path or URL, or a Dataset"
+        f"cannot calibrate a {type(data).__name__}: give a file path or URL, a Dataset or "
+        "a jwst datamodel"
     )
+
+
+def _computed(result):
+    """A step's result with its arrays computed (one pass for ramp_fit's products)."""
+    import dask
+
+    if isinstance(result, dict):
+        kinds = [k for k, v in result.items() if v is not None]
+        values = dask.compute(*[result[k] for k in kinds])
+        return {**result, **dict(zip(kinds, values, strict=True))}
+    return result.compute()
+
+
+def _as_models(result):
+    """A step's result as the jwst datamodels jwst returns (computed): a RampModel for a
+    ramp, ``(ImageModel, CubeModel)`` from ramp fitting (None where jwst makes none)."""
+    if isinstance(result, dict):
+        out = []
+        for kind in ("rate", "rateints"):
+            ds = result.get(kind)
+            if ds is not None and "no_product" in ds:
+                ds = ds.compute()
+                ds = None if bool(ds["no_product"]) else ds.drop_vars("no_product")
+            out.append(None if ds is None else to_datamodel(ds))
+        return tuple(out)
+    return to_datamodel(result)
 
 
 def _generic_defaults(skip_default=False):
@@ -110,13 +150,22 @@ class Step:
 
     # -- running ---------------------------------------------------------------------
     def run(self, data):
-        """Apply the step to an exposure (path, URL or Dataset); returns the lazy result.
+        """Apply the step to an exposure; returns its result.
+
+        ``data`` is a file path or URL, a Dataset or a previous step's result: the result
+        is then a lazy Dataset (ramp_fit: ``(rate, rateints)``). Given a jwst datamodel
+        (``Level1bModel``, ``RampModel``, ``ImageModel``...), the result is computed and
+        returned as the model class jwst returns: ``RampModel`` after a ramp step,
+        ``(ImageModel, CubeModel)`` from ramp_fit, the input's class from gain_scale.
 
         With ``save_results`` the result is computed and written as
         ``<output_dir>/<root>_<suffix>.fits`` (suffix: the step alias by default).
         """
         ds = _as_dataset(data)
         result = apply_step(self.step_name, ds, self._params, self.refs_dir)
+        ptime = self._params.get("persistence_time")
+        if self.step_name == "persistence" and ptime is not None and ptime <= 0:
+            self._params["persistence_time"] = None  # as jwst resets it
         item = _persistence_item(self.step_name, result, self._params, None)
         if item is not None:  # jwst writes it whether or not results are saved
             compute_and_write([item])
@@ -124,8 +173,12 @@ class Step:
             dark = dark_output(ds, self._params, self.refs_dir)
             path = dark_output_path(self._params["dark_output"], self.output_dir)
             compute_and_write([("dark", dark, path)])
+        if is_datamodel(data):  # computed once, for the models and any saved product
+            result = _computed(result)
         if self.save_results:
             self._save(result, ds)
+        if is_datamodel(data):  # a model in, jwst's model class out
+            return _as_models(result)
         if isinstance(result, dict):  # ramp_fit returns (rate, rateints) as jwst does
             return result.get("rate"), result.get("rateints")
         return result
@@ -139,8 +192,8 @@ class Step:
                 for kind in ("rate", "rateints", "fitopt")
             ]
         else:
-            kind = "rate" if "sci" in result and result["sci"].ndim == 2 else (
-                "rateints" if "sci" in result else "ramp")
+            kind = "ramp" if "groupdq" in result else (
+                "rate" if result["data"].ndim == 2 else "rateints")
             items = [(kind, result, product_path(base, outdir, self.suffix or self.step_name))]
         compute_and_write(items)
 
@@ -314,13 +367,23 @@ class Detector1Pipeline:
         return build_detector1(_as_dataset(data), self.step_params(), self.refs_dir)
 
     def run(self, data):
-        """Calibrate one exposure; returns the rate Dataset (lazy unless products were saved).
+        """Calibrate one exposure; returns the rate Dataset (lazy unless products were saved),
+        or, given a jwst datamodel, the rate ``ImageModel`` as jwst returns it (computed).
 
         Writes ``<root>_rate.fits`` and ``<root>_rateints.fits`` with ``save_results``,
         ``<root>_ramp.fits`` with ``save_calibrated_ramp``, ``<root>_<step>.fits`` for each
         step whose ``save_results`` is set, and ``<root>_fitopt.fits`` with
         ``ramp_fit.save_opt``, into ``output_dir``.
         """
+        if is_datamodel(data):  # converted once; a model in, an ImageModel out
+            data = from_datamodel(data)
+            written = compute_and_write(self.plan(data))
+            computed = {kind: ds_ for kind, ds_, _ in written}
+            rate = computed.get("rate")
+            if rate is None:
+                rate, _ = _as_models(_computed({"rate": self.build(data)["rate"]}))
+                return rate
+            return to_datamodel(rate)
         written = compute_and_write(self.plan(data))
         computed = {kind: ds_ for kind, ds_, _ in written}
         if "rate" in computed:

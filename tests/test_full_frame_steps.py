@@ -48,7 +48,7 @@ def test_full_frame_ramp_fit_equals_jwst(full_frame):
     for got, kind in ((rate, "rate"), (rateints, "rateints")):
         with dm.open(str(products[kind])) as theirs:
             np.testing.assert_array_equal(got["dq"].values, theirs.dq, err_msg=kind)
-            for var, attr in (("sci", "data"), ("err", "err"), ("var_poisson", "var_poisson"),
+            for var, attr in (("data", "data"), ("err", "err"), ("var_poisson", "var_poisson"),
                               ("var_rnoise", "var_rnoise")):
                 assert_float_equal(got[var].values, getattr(theirs, attr), max_ulp=0,
                                    what=f"{kind} {var}")

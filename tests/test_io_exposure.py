@@ -604,9 +604,15 @@ def _bad_3d(tmp_path, good):
     return "3 dimensions"
 
 
-def _bad_no_ngroups(tmp_path, good):
-    write_fits(tmp_path / "bad_uncal.fits", np.zeros((1, 2, 4, 4), np.uint16), {"NGROUPS": None})
-    return "NGROUPS"
+def _bad_ngroups_contradicts(tmp_path, good):
+    write_fits(tmp_path / "bad_uncal.fits", np.zeros((1, 2, 4, 4), np.uint16), {"NGROUPS": 5})
+    return "NGROUPS = 5 contradicts the SCI array, which has 2 groups"
+
+
+def _bad_nints_contradicts(tmp_path, good):
+    write_fits(tmp_path / "bad_uncal.fits", np.zeros((3, 2, 4, 4), np.uint16),
+               {"NGROUPS": 2, "NINTS": 2})
+    return "NINTS = 2 contradicts the SCI array, which has 3 integrations"
 
 
 def _bad_no_instrume(tmp_path, good):
@@ -642,7 +648,8 @@ def _bad_keyword_type(tmp_path, good):
         _bad_directory,
         _bad_no_sci,
         _bad_3d,
-        _bad_no_ngroups,
+        _bad_ngroups_contradicts,
+        _bad_nints_contradicts,
         _bad_no_instrume,
         _bad_instrument,
         _bad_groupdq_shape,
@@ -704,3 +711,16 @@ def test_layout_is_reused_until_the_file_changes(make_uncal, monkeypatch):
     link = os.path.join(os.path.dirname(path), "jw09999001001_01101_00001_nrca1_uncal.fits")
     os.symlink(path, link)
     assert exposure.open_exposure(link).attrs["source"] == link
+
+
+def test_dimensions_come_from_the_data_where_the_header_is_silent(tmp_path):
+    """jwst reads NGROUPS and NINTS from the data; a header without them is no error."""
+    path = tmp_path / "jw00001001001_01101_00001_nrca1_uncal.fits"
+    write_fits(path, np.zeros((3, 2, 4, 4), np.uint16), {"NGROUPS": None, "NINTS": None})
+    ds = open_exposure(path)
+    assert dict(ds.sizes)["group"] == 2 and dict(ds.sizes)["integration"] == 3
+    assert ds.attrs["ngroups"] == 2 and ds.attrs["nints"] == 3
+    # a TSO segment holds fewer integrations than the exposure's NINTS: not a contradiction
+    segment = tmp_path / "jw00001001001_01101_00001-seg002_nrca1_uncal.fits"
+    write_fits(segment, np.zeros((2, 2, 4, 4), np.uint16), {"NGROUPS": 2, "NINTS": 10})
+    assert open_exposure(segment).attrs["nints"] == 10

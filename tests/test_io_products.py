@@ -32,8 +32,8 @@ from detflow.io.products import (
 )
 
 NINTS, NGROUPS, NY, NX = 2, 3, 32, 48
-RATE_VARS = ("sci", "err", "dq", "var_poisson", "var_rnoise")
-MODEL_ATTR = {"sci": "data", "err": "err", "dq": "dq"}
+RATE_VARS = ("data", "err", "dq", "var_poisson", "var_rnoise")
+MODEL_ATTR = {"data": "data", "err": "err", "dq": "dq"}
 CAL_STEP = {
     "group_scale": "SKIPPED",
     "dq_init": "COMPLETE",
@@ -135,7 +135,7 @@ def _arrays(shape, seed=1):
             out[name] = rng.integers(0, 2**32, size=shape, dtype=np.uint64).astype(np.uint32)
         else:
             a = rng.normal(5.0, 2.0, size=shape).astype(np.float32)
-            a.flat[::7] = np.nan if name == "sci" else a.flat[::7]
+            a.flat[::7] = np.nan if name == "data" else a.flat[::7]
             out[name] = a
     return out
 
@@ -205,7 +205,8 @@ def test_write_rate_round_trip(outdir, uncal, attrs):
     _check_common(model, out, attrs, "ImageModel")
     model.close()
     with fits.open(out) as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", *(n.upper() for n in RATE_VARS)]
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "ERR", "DQ", "VAR_POISSON",
+                                          "VAR_RNOISE"]
         assert hdul["SCI"].header["BUNIT"] == "DN/s"
     assert _sha(uncal) == before
     assert ds.attrs == snapshot  # the input's attributes are not modified
@@ -225,7 +226,7 @@ def test_write_rate_computes_once(outdir, attrs):
     base = base.map_blocks(counted, meta=np.empty((0, 0), np.float32))
     ds = xr.Dataset(
         {
-            "sci": (("y", "x"), base * 2),
+            "data": (("y", "x"), base * 2),
             "err": (("y", "x"), base + 1),
             "dq": (("y", "x"), (base > 0).astype(np.uint32)),
             "var_poisson": (("y", "x"), base * 0.5),
@@ -434,7 +435,7 @@ def test_unwritable_output_is_reported_before_computing(outdir, attrs):
     blocker = outdir / "not_a_folder"
     blocker.write_text("x")
     ds = _dataset(_arrays((NY, NX)), ("y", "x"), attrs, chunks=-1)
-    ds["sci"] = (("y", "x"), _failing((NY, NX), (16, 48)))  # would raise if computed
+    ds["data"] = (("y", "x"), _failing((NY, NX), (16, 48)))  # would raise if computed
     target = blocker / "sub" / "x_rate.fits"
     with pytest.raises(ProductWriteError, match="not a folder") as info:
         write_rate(ds, target)

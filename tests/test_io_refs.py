@@ -731,3 +731,272 @@ def test_references_cut_for_an_exposure_are_reused_until_the_file_changes(
     third = open_reference_for(path, "gain", exposure)
     np.testing.assert_array_equal(third.sci.values, full[1792:1856, 1024:1184] + 1)
     assert len(opened) == 2
+
+
+# --------------------------------------------------------------------------- selection
+# Reference selection never guesses (issue 11, section 2): CRDS-like selection keywords
+# and USEAFTER, ties are errors that say how to choose, a simulated exposure gets its own
+# references through the manifest beside it, and the dry run and products say why.
+
+
+def _gain(d, name, **kw):
+    return write_ref(d / name, refs_dir_model("GAIN"), "GAIN", **kw)
+
+
+def refs_dir_model(reftype, shape=(64, 96)):
+    from stdatamodels.jwst import datamodels as dm
+
+    if reftype == "MASK":
+        return dm.MaskModel(dq=np.zeros(shape, "u4"))
+    if reftype == "READNOISE":
+        return dm.ReadnoiseModel(data=np.ones(shape, "f4"))
+    return dm.GainModel(data=np.ones(shape, "f4"))
+
+
+def test_tied_candidates_fail_listing_them_and_how_to_choose(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    d = tmp_path / "refs"
+    d.mkdir()
+    a = _gain(d, "jwst_nircam_gain_nrca1_s1.fits", useafter="2020-01-01T00:00:00")
+    b = _gain(d, "jwst_nircam_gain_nrca1_s2.fits", useafter="2020-01-01T00:00:00")
+    _gain(d, "jwst_nircam_gain_old.fits", useafter="2015-01-01T00:00:00")
+    exposure = tmp_path / "jw01_nrca1_uncal.fits"
+    attrs = exposure_attrs(exposure)
+    with pytest.raises(ReferenceFileError) as info:
+        resolve_reference("gain", attrs)  # the default refs/ beside the exposure
+    msg = str(info.value)
+    assert "jwst_nircam_gain_nrca1_s1.fits" in msg and "jwst_nircam_gain_nrca1_s2.fits" in msg
+    assert "jwst_nircam_gain_old.fits" not in msg  # older: not tied
+    assert "override_gain=FILE" in msg and "--steps.<step>.override_gain" in msg
+    assert "manifest.json" in msg and "--refs DIR" in msg
+    # each way of choosing works
+    assert resolve_reference("gain", attrs, override=b, explain=True) == (b, "override_gain")
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"exposures": {exposure.name: {"references": {"GAIN": "refs/" + os.path.basename(a)}}}}))
+    path, why = resolve_reference("gain", attrs, explain=True)
+    assert path == a and why == "manifest.json entry for this exposure"
+    # a file of the same root with another suffix (a step's product) uses that entry; a
+    # manifest of the older single-exposure form counts for its uncal
+    product = exposure_attrs(tmp_path / "jw01_nrca1_dq_init.fits")
+    assert resolve_reference("gain", product, explain=True) == (
+        a, f"manifest.json entry for {exposure.name}")
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"uncal": exposure.name, "references": {"GAIN": "refs/" + os.path.basename(b)}}))
+    assert resolve_reference("gain", attrs) == b
+    # an entry for another exposure, or for another reftype, leaves the search as it was
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"exposures": {"jw02_nrca1_uncal.fits": {"references": {"gain": "refs/x.fits"}},
+                       exposure.name: {"references": {"mask": "N/A"}}}}))
+    with pytest.raises(ReferenceFileError, match="match it equally well"):
+        resolve_reference("gain", attrs)
+    assert resolve_reference("mask", attrs, explain=True) == (
+        "N/A", "manifest.json entry for this exposure")
+    # a manifest entry naming a missing or mismatched file is an error, never skipped
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"exposures": {exposure.name: {"references": {"gain": "refs/missing.fits"}}}}))
+    with pytest.raises(ReferenceFileError, match="missing.fits .*does not exist"):
+        resolve_reference("gain", attrs)
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"exposures": {exposure.name: {"references": {"dark": "refs/" + os.path.basename(a)}}}}))
+    with pytest.raises(ReferenceFileError, match="manifest.json entry .* GAIN reference file"):
+        resolve_reference("dark", attrs)
+
+
+def test_latest_useafter_not_after_the_exposure_start(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    d = tmp_path / "refs"
+    d.mkdir()
+    # names in the opposite order of the dates: the name decides nothing
+    new = _gain(d, "a_gain.fits", useafter="2020-01-01T00:00:00")
+    old = _gain(d, "b_gain.fits", useafter="2015-01-01T00:00:00")
+    future = _gain(d, "c_gain.fits", useafter="2040-01-01T00:00:00")
+    attrs = exposure_attrs()  # EXPSTART MJD 60000 = 2023-02-25
+    path, why = resolve_reference("gain", attrs, refs_dir=d, explain=True)
+    assert path == new
+    assert why == ("refs dir refs: matched DETECTOR=NRCA1 SUBARRAY=FULL, USEAFTER "
+                   "2020-01-01T00:00:00 (latest of 2 not after the exposure start "
+                   "2023-02-25T00:00:00; 1 with a later USEAFTER left out)")
+    # DATE-OBS/TIME-OBS (what CRDS uses) come before EXPSTART
+    early = {**attrs, "primary_header": {"DATE-OBS": "2016-05-01", "TIME-OBS": "12:00:00"}}
+    assert resolve_reference("gain", early, refs_dir=d) == old
+    # a file whose USEAFTER is after the exposure's start is never chosen
+    os.remove(new)
+    os.remove(old)
+    with pytest.raises(ReferenceFileError) as info:
+        resolve_reference("gain", attrs, refs_dir=d)
+    assert "c_gain.fits (USEAFTER 2040-01-01T00:00:00)" in str(info.value)
+    assert "after the exposure start 2023-02-25T00:00:00" in str(info.value)
+    # with no start at all, the latest USEAFTER is taken (and the reason says so)
+    undated = {k: v for k, v in attrs.items() if k != "expstart"}
+    path, why = resolve_reference("gain", undated, refs_dir=d, explain=True)
+    assert path == future and why.endswith("(the only match)")
+
+
+def test_selection_keyword_mismatch_excludes(tmp_path, dm, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    d = tmp_path / "refs"
+    d.mkdir()
+    sub = exposure_attrs(substrt=(9, 5), subsize=(32, 16), subarray="SUB160")
+    sub["filter"] = "F090W"
+    # READPATT: a BRIGHT1 readnoise does not serve a RAPID exposure
+    write_ref(d / "rn_bright1.fits", refs_dir_model("READNOISE"), "READNOISE",
+              **{"exposure.readpatt": "BRIGHT1"})
+    with pytest.raises(ReferenceFileError,
+                       match=r"rn_bright1.fits \(READPATT=BRIGHT1, the exposure's READPATT"):
+        resolve_reference("readnoise", sub, refs_dir=d)
+    # ... but one whose P_READPA names the exposure's pattern does
+    rn = write_ref(d / "rn_patterns.fits", refs_dir_model("READNOISE"), "READNOISE",
+                   **{"exposure.readpatt": "BRIGHT1"},
+                   keywords={"P_READPA": "BRIGHT1|RAPID|"})
+    assert resolve_reference("readnoise", sub, refs_dir=d) == rn
+    # SUBARRAY: a SUB640 file covering the region is not for a SUB160 exposure; a FULL
+    # one is (jwst cuts it)
+    write_ref(d / "gain_sub640.fits", refs_dir_model("GAIN"), "GAIN", subarray="SUB640")
+    with pytest.raises(ReferenceFileError, match="SUBARRAY=SUB640, the exposure's SUBARRAY"):
+        resolve_reference("gain", sub, refs_dir=d)
+    full = _gain(d, "gain_full.fits")
+    assert resolve_reference("gain", sub, refs_dir=d) == full
+    # FILTER: another filter excludes, the exposure's filter or a wildcard matches
+    write_ref(d / "mask_f200w.fits", refs_dir_model("MASK"), "MASK",
+              **{"instrument.filter": "F200W"})
+    with pytest.raises(ReferenceFileError, match="FILTER=F200W, the exposure's FILTER is F090W"):
+        resolve_reference("mask", sub, refs_dir=d)
+    mask = write_ref(d / "mask_f090w.fits", refs_dir_model("MASK"), "MASK",
+                     **{"instrument.filter": "F090W"})
+    path, why = resolve_reference("mask", sub, refs_dir=d, explain=True)
+    assert path == mask and "FILTER=F090W" in why and "(the only match)" in why
+    # a MIRI DARK is selected by READPATT; a NIRCam one is not (CRDS's rules): a RAPID
+    # NIRCam dark serves a BRIGHT2 exposure when its frames do, an equal READPATT first
+    f4 = np.float32
+
+    def dark(name, readpatt, instrument="NIRCAM", detector="NRCA1", ngroups=12):
+        model = (dm.DarkMIRIModel(data=np.ones((1, ngroups, 64, 96), f4),
+                                  err=np.ones((1, ngroups, 64, 96), f4),
+                                  dq=np.zeros((1, 1, 64, 96), "u4"))
+                 if instrument == "MIRI" else
+                 dm.DarkModel(data=np.ones((ngroups, 64, 96), f4),
+                              err=np.ones((ngroups, 64, 96), f4), dq=np.zeros((64, 96), "u4")))
+        return write_ref(d / name, model, "DARK", instrument=instrument, detector=detector,
+                         **{"exposure.readpatt": readpatt, "exposure.nframes": 1,
+                            "exposure.groupgap": 0, "exposure.ngroups": ngroups})
+
+    rapid = dark("dark_rapid.fits", "RAPID")
+    bright2 = {**exposure_attrs(readpatt="BRIGHT2", ngroups=4, nframes=2), "filter": "F090W"}
+    path, why = resolve_reference("dark", bright2, refs_dir=d, explain=True)
+    assert path == rapid and "READPATT" not in why
+    exact = dark("dark_bright2.fits", "BRIGHT2")
+    path, why = resolve_reference("dark", bright2, refs_dir=d, explain=True)
+    assert path == exact and "its READPATT equals the exposure's" in why
+    dark("dark_miri_slow.fits", "SLOW", instrument="MIRI", detector="MIRIMAGE")
+    miri = exposure_attrs(instrument="MIRI", detector="MIRIMAGE", readpatt="FAST")
+    with pytest.raises(ReferenceFileError, match="READPATT=SLOW, the exposure's READPATT is FAST"):
+        resolve_reference("dark", miri, refs_dir=d)
+
+
+def test_detector_patterns_and_specificity(tmp_path, monkeypatch):
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    d = tmp_path / "refs"
+    d.mkdir()
+    multi = write_ref(d / "mask_multi.fits", refs_dir_model("MASK"), "MASK",
+                      detector="MULTIPLE", keywords={"P_DETECT": "NRCA1|NRCA2|"})
+    path, why = resolve_reference("mask", exposure_attrs(detector="NRCA2"), refs_dir=d,
+                                  explain=True)
+    assert path == multi and "DETECTOR=NRCA2" in why
+    with pytest.raises(ReferenceFileError, match="none for NIRCAM NRCA3"):
+        resolve_reference("mask", exposure_attrs(detector="NRCA3"), refs_dir=d)
+    # the same USEAFTER: a file for exactly this detector beats the pattern (as CRDS's
+    # more specific match), the pattern still serves the other detector
+    a1 = write_ref(d / "mask_a1.fits", refs_dir_model("MASK"), "MASK", detector="NRCA1")
+    path, why = resolve_reference("mask", exposure_attrs(), refs_dir=d, explain=True)
+    assert path == a1 and "it matches more keywords exactly" in why
+    assert resolve_reference("mask", exposure_attrs(detector="NRCA2"), refs_dir=d) == multi
+
+
+def test_product_header_says_why_each_reference(tmp_path, make_uncal, dm, monkeypatch):
+    from detflow.io.exposure import open_exposure
+    from detflow.io.products import write_ramp
+    from detflow.pipeline.builder import apply_step
+
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    uncal, _ = make_uncal(shape=(1, 3, 32, 48))
+    (tmp_path / "refs").mkdir()
+    mask = write_ref(tmp_path / "refs" / "jwst_nircam_mask_0001.fits",
+                     refs_dir_model("MASK"), "MASK")
+    ds = apply_step("dq_init", open_exposure(uncal))
+    assert ds.attrs["provenance"][-1]["reference_reasons"]["mask"].startswith("refs dir refs:")
+    out = write_ramp(ds, tmp_path / "jw00001001001_01101_00001_nrca1_dq_init.fits")
+    header = fits.getheader(out)
+    assert header["R_MASK"] == os.path.basename(mask)
+    history = [str(v) for v in header["HISTORY"]]
+    lines = [h for h in history if h.startswith("R_MASK: ")]
+    assert lines and all(len(h) <= 72 for h in lines)
+    assert " ".join(h[len("R_MASK: "):] for h in lines).startswith(
+        "refs dir refs: matched DETECTOR=NRCA1 SUBARRAY=FULL, USEAFTER 2015-01-01T00:00:00")
+    with dm.open(out) as model:  # still a valid JWST product
+        assert model.meta.ref_file.mask.name == os.path.basename(mask)
+    # a product made from a product says it once, with the reason of its own run
+    again = write_ramp(apply_step("dq_init", open_exposure(out), {"override_mask": mask}),
+                       tmp_path / "again_dq_init.fits")
+    history = [str(v) for v in fits.getheader(again)["HISTORY"]]
+    assert [h for h in history if h.startswith("R_MASK: ")] == ["R_MASK: override_mask"]
+
+
+@pytest.fixture(scope="module")
+def three_seeds(module_tmp):
+    """Three NIRCam SUB160 simulations with seeds 1, 2, 3 in one folder (default roots)."""
+    from detflow.simulator import simulate
+
+    folder = module_tmp("three_seeds")
+    return folder, [simulate("nircam", folder, subarray="SUB160", ngroups=3, seed=s,
+                             snowballs=0) for s in (1, 2, 3)]
+
+
+@pytest.mark.slow
+def test_simulations_of_several_seeds_in_one_folder_get_their_own_references(
+        three_seeds, tmp_path, monkeypatch):
+    from detflow.io.exposure import open_exposure
+
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    folder, sims = three_seeds
+    assert len({s.uncal for s in sims}) == 3 and all(s.uncal.exists() for s in sims)
+    assert sims[0].uncal.name == "jw01234001001_01101_00001_nrca1_uncal.fits"  # the demo's
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert sorted(manifest["exposures"]) == sorted(s.uncal.name for s in sims)
+    for seed, sim in zip((1, 2, 3), sims, strict=True):
+        ds = open_exposure(sim.uncal)
+        for reftype, expected in sim.refs.items():
+            path, why = resolve_reference(reftype, ds, explain=True)
+            assert os.path.samefile(path, expected), (seed, reftype, path)
+            assert f"_s{seed}" in os.path.basename(path)
+            assert why == "manifest.json entry for this exposure"
+        # a folder the user names wins over the manifest: this one holds all three
+        # seeds, which tie -- an error listing them, not a guess ...
+        with pytest.raises(ReferenceFileError, match="override_dark"):
+            resolve_reference("dark", ds, refs_dir=folder / "refs")
+        # ... and an override wins over both
+        other = sims[seed % 3].refs["MASK"]
+        assert resolve_reference("mask", ds, override=other) == str(other)
+    # without the manifest, the folder's three seeds tie: an error, not a guess
+    alone = tmp_path / "alone"
+    shutil.copytree(folder / "refs", alone / "refs")
+    shutil.copy(sims[1].uncal, alone / sims[1].uncal.name)
+    with pytest.raises(ReferenceFileError) as info:
+        resolve_reference("mask", open_exposure(alone / sims[1].uncal.name))
+    for seed in (1, 2, 3):
+        assert f"jwst_nircam_mask_nrca1_s{seed}.fits" in str(info.value)
+    assert "override_mask" in str(info.value)
+
+
+@pytest.mark.slow
+def test_dry_run_names_each_file_and_why(three_seeds, capsys, monkeypatch):
+    from detflow.cli import main
+
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    _, sims = three_seeds
+    sim = sims[1]
+    assert main(["run", "--dry-run", str(sim.uncal)]) == 0
+    out = capsys.readouterr().out
+    assert "mask=jwst_nircam_mask_nrca1_s2.fits" in out
+    assert "dark=jwst_nircam_dark_nrca1_s2_sub160.fits" in out
+    assert "mask: manifest.json entry for this exposure" in out
+    assert "dark: manifest.json entry for this exposure" in out

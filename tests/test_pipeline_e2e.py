@@ -63,7 +63,7 @@ def test_same_bits_for_any_chunking_and_workers(sim_nircam_sub640, tmp_path):
             rate = p.build(ds)["rate"].compute()
         results.append(rate)
     for other in results[1:]:
-        for name in ("sci", "err", "dq", "var_poisson", "var_rnoise"):
+        for name in ("data", "err", "dq", "var_poisson", "var_rnoise"):
             np.testing.assert_array_equal(results[0][name].values, other[name].values, name)
 
 

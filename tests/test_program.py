@@ -245,8 +245,8 @@ def test_save_intermediates_as_zarr_from_the_workers(sim_nircam_sub640, tmp_path
         np.testing.assert_array_equal(stored[var].values, expected[var].values)
     with detflow.open_product(out / f"{root}_rate.fits") as fits_rate:
         np.testing.assert_array_equal(
-            detflow.open_product(out / f"{root}_rate.zarr")["sci"].values,
-            fits_rate["sci"].values)
+            detflow.open_product(out / f"{root}_rate.zarr")["data"].values,
+            fits_rate["data"].values)
 
     # the store is written chunk by chunk (a task per chunk), not gathered anywhere
     pipe = Detector1Pipeline(steps=steps, save_intermediates=["jump"],
@@ -339,7 +339,7 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
         # a graph over an exposure's tiles (not computed), a product to write
         tiles = da.ones((10, 2048, 2048), chunks=(10, 2048, 128), dtype="float32")
         rate = (tiles[-1] - tiles[0]) / 9.0
-        ds = __import__("xarray").Dataset({"sci": (("y", "x"), rate)})
+        ds = __import__("xarray").Dataset({"data": (("y", "x"), rate)})
         alive.append(weakref.ref(ds))
         if len(alive) % 50 == 0:
             gc.collect()  # graphs in reference cycles too
@@ -382,7 +382,7 @@ def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(monkeypatch):
     def plan(exp):
         seen.append(default_chunks({"instrument": "NIRCAM"}, (1, 10, 2048, 2048))["x"])
         rate = da.zeros((2048, 2048), chunks=(2048, 1024), dtype="float32")
-        return [("rate", __import__("xarray").Dataset({"sci": (("y", "x"), rate)}),
+        return [("rate", __import__("xarray").Dataset({"data": (("y", "x"), rate)}),
                  f"{exp}_rate.fits")]
 
     run_program(["a_uncal.fits", "b_uncal.fits"], plan, client=_FakeClient())

@@ -251,7 +251,7 @@ def _assert_rate_products(ours, rate_path, rateints_path):
         for kind, theirs in (("rate", rate), ("rateints", rateints)):
             np.testing.assert_array_equal(ours[kind]["dq"].values, theirs.dq,
                                           err_msg=f"{kind} dq")
-            for var, attr in (("sci", "data"), ("err", "err"), ("var_poisson", "var_poisson"),
+            for var, attr in (("data", "data"), ("err", "err"), ("var_poisson", "var_poisson"),
                               ("var_rnoise", "var_rnoise")):
                 # max_ulp=0: every step is bit-exact, ramp_fit is the same C code
                 assert_float_equal(ours[kind][var].values, getattr(theirs, attr), max_ulp=0,

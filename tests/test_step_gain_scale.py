@@ -16,7 +16,7 @@ from detflow.pipeline.builder import apply_step
 pytestmark = pytest.mark.jwst
 
 NY, NX = 32, 48
-VARIABLES = ("sci", "err", "var_poisson", "var_rnoise", "dq")
+VARIABLES = ("data", "err", "var_poisson", "var_rnoise", "dq")
 
 
 def _meta(model):
@@ -96,7 +96,7 @@ def test_gain_scale_matches_jwst(ints, ref_factor, model_factor, tmp_path):
     assert ours.attrs["cal_step"]["gain_scale"] == status
     for name in VARIABLES:
         mine = ours[name].values
-        expected = getattr(theirs, "data" if name == "sci" else name)
+        expected = getattr(theirs, "data" if name == "data" else name)
         assert mine.dtype == expected.dtype.newbyteorder("=")
         # bit-identical (NaN in the same places)
         np.testing.assert_array_equal(mine, expected, err_msg=name)
@@ -135,5 +135,5 @@ def test_gain_scale_on_simulated_rates_matches_jwst(which, jwst_steps):
                           {"override_gain": gain}).compute()
         with dm.open(str(products[suffix])) as theirs:
             assert theirs.meta.cal_step.gain_scale == "SKIPPED"
-            np.testing.assert_array_equal(ours["sci"].values, theirs.data)
+            np.testing.assert_array_equal(ours["data"].values, theirs.data)
         assert ours.attrs["cal_step"]["gain_scale"] == "SKIPPED"

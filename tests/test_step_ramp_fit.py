@@ -20,7 +20,7 @@ from detflow.steps.ramp_fit import STEP, trim_fitopt
 pytestmark = pytest.mark.jwst
 
 UNEVEN = {"y": 100, "x": 77}
-FLOATS = (("sci", "data"), ("err", "err"), ("var_poisson", "var_poisson"),
+FLOATS = (("data", "data"), ("err", "err"), ("var_poisson", "var_poisson"),
           ("var_rnoise", "var_rnoise"))
 FITOPT = ("slope", "sigslope", "var_poisson", "var_rnoise", "yint", "sigyint", "pedestal",
           "weights", "crmag")
@@ -81,7 +81,7 @@ def test_ramp_fit_matches_jwst(which, jwst_steps):
         assert ours[name].attrs["bunit"] == "DN/s"
         assert ours[name]["dq"].dtype == np.uint32
     assert "int_times" in ours["rateints"].attrs["tables"]
-    assert ours["rateints"]["sci"].dims == ("integration", "y", "x")
+    assert ours["rateints"]["data"].dims == ("integration", "y", "x")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,7 @@ def test_ramp_fit_options_match_jwst(bright2_options, jwst_steps):
     from stdatamodels.jwst import datamodels as dm
 
     with dm.open(str(default["rate"])) as rate:
-        assert (np.isnan(rate.data) != np.isnan(ours["rate"]["sci"].values)).any()
+        assert (np.isnan(rate.data) != np.isnan(ours["rate"]["data"].values)).any()
 
 
 def _jwst_ramp_fit(ramp_path, sim, crds, *, edit=None, **params):
@@ -200,7 +200,7 @@ def test_ramp_fit_likely(jwst_steps):
     short = ds.isel(group=slice(0, 3))
     likely = _computed(_fit(short, sim, algorithm="LIKELY"))["rate"]
     ols = _computed(_fit(short, sim))["rate"]
-    for name in ("sci", "dq", "err"):
+    for name in ("data", "dq", "err"):
         np.testing.assert_array_equal(likely[name].values, ols[name].values)
     assert (ols["dq"].values & dqflags.DO_NOT_USE).sum() < ols["dq"].size
 

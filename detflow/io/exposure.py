@@ -115,8 +115,11 @@ STEP_KEYWORDS = {
     "S_WHTLIT": "white_light",
 }
 
-#: Primary-header keywords a raw or ramp exposure must have.
-REQUIRED_KEYWORDS = ("INSTRUME", "NGROUPS")
+#: Primary-header keywords a raw or ramp exposure must have. The dimensions (NGROUPS,
+#: NINTS) are not required: as jwst does, they are read from the SCI array where the
+#: header is silent, and a header that contradicts the array is rejected
+#: (:func:`dimensions_from_data`).
+REQUIRED_KEYWORDS = ("INSTRUME",)
 
 #: Table extensions copied into ``attrs["tables"]`` (EXTNAME -> key).
 TABLES = {"INT_TIMES": "int_times", "GROUP": "group"}
@@ -165,6 +168,90 @@ def keyword_attrs(primary, sci, url=""):
         if value is not None:
             out[name] = value
     return out
+
+
+def dimensions_from_data(attrs, shape, url=""):
+    """Fill ``ngroups``/``nints`` from the SCI shape where the header is silent; raise
+    where it contradicts the array.
+
+    jwst takes the dimensions of an exposure from its data (``data.shape``), whatever
+    NGROUPS and NINTS say; detflow does the same, and rejects a header that cannot
+    describe the array: NGROUPS other than the array's groups, or NINTS (the whole
+    exposure's integrations) smaller than the array's -- a segment of a TSO exposure
+    holds INTSTART..INTEND of NINTS, so more is normal.
+
+    Parameters
+    ----------
+    attrs : dict
+        Keyword attributes (:func:`keyword_attrs`); changed in place.
+    shape : tuple
+        ``(nints, ngroups, ny, nx)`` of SCI.
+    url : str
+        Named in errors.
+
+    Raises
+    ------
+    InputFileError
+        A keyword contradicts the array, naming it.
+    """
+    nints, ngroups = int(shape[0]), int(shape[1])
+    if attrs.get("ngroups") is None:
+        attrs["ngroups"] = ngroups
+    elif int(attrs["ngroups"]) != ngroups:
+        raise InputFileError(
+            url, f"keyword NGROUPS = {attrs['ngroups']} contradicts the SCI array, which "
+            f"has {ngroups} groups (shape {tuple(shape)})")
+    if attrs.get("nints") is None:
+        attrs["nints"] = nints
+    elif int(attrs["nints"]) < nints:
+        raise InputFileError(
+            url, f"keyword NINTS = {attrs['nints']} contradicts the SCI array, which has "
+            f"{nints} integrations (shape {tuple(shape)})")
+    return attrs
+
+
+def subarray_corner(attrs, shape, url=""):
+    """``(x0, y0)``: the 0-based full-frame pixel of the data's first pixel, from
+    SUBSTRT1/SUBSTRT2.
+
+    Without those keywords the data determine the corner only when they are full frame
+    (it is then 1, 1, and is set in ``attrs``); a subarray that does not say where it
+    lies is refused, as jwst refuses it ("Can't determine science file subarray
+    properties") -- assuming the corner would cut every reference file at the wrong
+    place.
+
+    Parameters
+    ----------
+    attrs : dict
+        Keyword attributes (:func:`keyword_attrs`); ``substrt1/2`` set in place when
+        the data are full frame and they are absent.
+    shape : tuple
+        The data's shape; its last two are ``(ny, nx)``.
+    url : str
+        Named in errors.
+
+    Raises
+    ------
+    InputFileError
+        A subarray without SUBSTRT1/SUBSTRT2, or a corner below 1.
+    """
+    ny, nx = int(shape[-2]), int(shape[-1])
+    corner = {"substrt1": attrs.get("substrt1"), "substrt2": attrs.get("substrt2")}
+    missing = [k.upper() for k, v in corner.items() if v is None]
+    if missing:
+        full = FULL_FRAME_SHAPE.get(str(attrs.get("instrument") or "").upper())
+        if full is None or (ny, nx) != tuple(full):
+            raise InputFileError(
+                url, f"primary header lacks {' and '.join(missing)}: the {ny} x {nx} data "
+                "are not full frame, so where they lie on the detector is unknown (jwst "
+                "stops too); add SUBSTRT1 and SUBSTRT2 (1-based corner)")
+        for key in corner:
+            if corner[key] is None:
+                corner[key] = attrs[key] = 1
+    x, y = int(corner["substrt1"]), int(corner["substrt2"])
+    if x < 1 or y < 1:
+        raise InputFileError(url, f"SUBSTRT1 = {x}, SUBSTRT2 = {y}: a corner is 1 or more")
+    return x - 1, y - 1
 
 
 def cal_step_from_header(primary):
@@ -234,6 +321,22 @@ class ExposureLayout:
     def shape(self):
         """``(nints, ngroups, ny, nx)`` of ``data``."""
         return tuple(self.sizes[d] for d in DIMS)
+
+
+def add_header_attrs(attrs, primary, sci_header, tables, source, datamodel):
+    """Add to an exposure's ``attrs`` what every reader records beside the keywords:
+    both headers (as dicts), the tables, the ``cal_step`` statuses, an empty provenance,
+    the ``source`` (a path or URL) and the ``datamodel`` class name."""
+    attrs.update(
+        primary_header=header_to_dict(primary),
+        sci_header=header_to_dict(sci_header),
+        tables=tables,
+        cal_step=cal_step_from_header(primary),
+        provenance=[],
+        source=source,
+        datamodel=datamodel,
+    )
+    return attrs
 
 
 def _image(source, hdu, cast, stamp):
@@ -347,6 +450,7 @@ def _layout(source, hdus, stamp, reader):
     attrs = keyword_attrs(primary, sci_header, url)
 
     nints, ngroups, ny, nx = shape
+    dimensions_from_data(attrs, shape, url)
     data = _image(source, sci_hdu, None, stamp)
     if data.dtype not in (np.dtype("uint16"), np.dtype("float32")):
         data = FitsImage(source, data.layout, np.dtype("float32"), "SCI", stamp)
@@ -398,8 +502,7 @@ def _layout(source, hdus, stamp, reader):
             tables[key] = read_table(source, hdu, reader)
 
     intstart = attrs.get("intstart", 1)
-    x0 = attrs.get("substrt1", 1) - 1
-    y0 = attrs.get("substrt2", 1) - 1
+    x0, y0 = subarray_corner(attrs, (ny, nx), url)
     coords = {
         "integration": np.arange(nints, dtype=np.int64) + (intstart - 1),
         "group": np.arange(ngroups, dtype=np.int64),
@@ -407,15 +510,8 @@ def _layout(source, hdus, stamp, reader):
         "x": np.arange(nx, dtype=np.int64) + x0,
     }
     datamodel = primary.get("DATAMODL")
-    attrs.update(
-        primary_header=header_to_dict(primary),
-        sci_header=header_to_dict(sci_header),
-        tables=tables,
-        cal_step=cal_step_from_header(primary),
-        provenance=[],
-        source=url,
-        datamodel=None if datamodel is None else str(datamodel).strip(),
-    )
+    add_header_attrs(attrs, primary, sci_header, tables, url,
+                     None if datamodel is None else str(datamodel).strip())
     return ExposureLayout(
         source=source, variables=tuple(variables), coords=coords, attrs=attrs, sizes=sizes
     )

@@ -42,7 +42,7 @@ import numpy as np
 import xarray as xr
 from astropy.io import fits
 
-from detflow.contract import KEYWORDS
+from detflow.contract import INPUT_KEYWORD, KEYWORDS
 from detflow.errors import (
     InputFileError,
     ParameterError,
@@ -173,7 +173,7 @@ _TABLE_DTYPES = {
 
 #: Rate/rateints variables: name -> (FITS extension, dtype written).
 RATE_VARIABLES = {
-    "sci": ("SCI", np.float32),
+    "data": ("SCI", np.float32),
     "err": ("ERR", np.float32),
     "dq": ("DQ", np.uint32),
     "var_poisson": ("VAR_POISSON", np.float32),
@@ -435,6 +435,14 @@ def _cal_step_status(value):
     return str(plain_scalar(value)).upper() if value is not None else None
 
 
+def _exposure_file(source):
+    """The exposure's file (``attrs["source"]``) as an absolute path or a URL, or None."""
+    if not isinstance(source, str | os.PathLike):
+        return None
+    source = os.fspath(source)
+    return source if "://" in source else os.path.abspath(source)
+
+
 def _primary_header(attrs, path, model_type):
     """The product's primary header: the input's, updated for the product."""
     header = _header_from(attrs.get("primary_header"))
@@ -446,6 +454,10 @@ def _primary_header(attrs, path, model_type):
     )
     _set(header, "FILENAME", Path(path).name, "Name of the file")
     _set(header, "DATAMODL", model_type, "Type of data model")
+    if INPUT_KEYWORD not in header:  # kept from an input product: the chain's first file
+        source = _exposure_file(attrs.get("source"))
+        if source:
+            _set(header, INPUT_KEYWORD, source, "detflow: exposure file calibrated")
     for name, (keyword, where, kind) in KEYWORDS.items():
         if where != "primary" or attrs.get(name) is None:
             continue
@@ -462,11 +474,51 @@ def _primary_header(attrs, path, model_type):
             continue  # a detflow-only step: recorded in provenance only
         _, keyword, title = known
         _set(header, keyword, status, title)
+    reasons = _reference_reasons(attrs.get("provenance"))
+    history = {}
     for reftype, name in _reference_files(attrs.get("provenance")):
         keyword = REF_FILE_KEYWORDS.get(reftype.lower())
         if keyword is not None and name:
             _set(header, keyword, str(name), f"{reftype.upper()} reference file name")
+            history[keyword] = reasons.get(reftype.lower())
+    _reference_history(header, history)
     return header
+
+
+def _reference_reasons(provenance):
+    """reftype (lower case) -> why the file the provenance names last for it was chosen
+    (``reference_reasons`` of the same entry; None where it has none)."""
+    out = {}
+    for entry in provenance or ():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("reference_files"),
+                                                            Mapping):
+            continue
+        why = entry.get("reference_reasons")
+        why = why if isinstance(why, Mapping) else {}
+        for reftype in entry["reference_files"]:
+            reason = why.get(reftype)
+            out[str(reftype).lower()] = str(reason) if reason else None
+    return out
+
+
+def _reference_history(header, reasons):
+    """Why each reference file was chosen, as ``HISTORY R_DARK: <reason>`` cards (the
+    reason wrapped to whole cards, each line prefixed with its keyword). The lines an
+    input product carried for these keywords are replaced."""
+    import textwrap
+
+    reasons = {k: v for k, v in reasons.items() if v}
+    if not reasons:
+        return
+    prefixes = tuple(f"{keyword}: " for keyword in reasons)
+    stale = [i for i, card in enumerate(header.cards)
+             if card.keyword == "HISTORY" and str(card.value).startswith(prefixes)]
+    for i in reversed(stale):
+        del header[i]
+    for keyword, reason in reasons.items():
+        text = " ".join(str(reason).split()).encode("ascii", "replace").decode("ascii")
+        for line in textwrap.wrap(text, width=72 - len(keyword) - 2):
+            header.add_history(f"{keyword}: {line}")
 
 
 def _reference_files(provenance):
@@ -741,7 +793,7 @@ def write_dark(ds, path):
     Parameters
     ----------
     ds : xarray.Dataset
-        ``sci`` ``(ngroups, ny, nx)`` or ``(nints, ngroups, ny, nx)`` (written as
+        ``data`` ``(ngroups, ny, nx)`` or ``(nints, ngroups, ny, nx)`` (written as
         float32, as jwst's model stores it), optional ``dq`` (the DARK's DQ, uint32);
         ``attrs``: the DARK reference's (its primary header is the product's), with
         ``nframes``, ``ngroups`` and ``groupgap`` of the dark as subtracted.
@@ -753,9 +805,9 @@ def write_dark(ds, path):
     pathlib.Path
     """
     path = Path(path)
-    sci = ds["sci"]
+    sci = ds["data"]
     model_type = "DarkMIRIModel" if sci.ndim == 4 else "DarkModel"
-    arrays = {"SCI": (_variable(ds, "sci", None, path, ndim=sci.ndim, dtype=np.float32),
+    arrays = {"SCI": (_variable(ds, "data", None, path, ndim=sci.ndim, dtype=np.float32),
                       np.float32, None)}
     if "dq" in ds.variables:
         arrays["DQ"] = (_variable(ds, "dq", None, path, ndim=ds["dq"].ndim, dtype=np.uint32),
@@ -769,7 +821,7 @@ def write_rate(ds, path):
     Parameters
     ----------
     ds : xarray.Dataset
-        Variables ``sci``, ``err``, ``var_poisson``, ``var_rnoise`` (float32) and
+        Variables ``data``, ``err``, ``var_poisson``, ``var_rnoise`` (float32) and
         ``dq`` (uint32), each ``(ny, nx)`` on dims ``(y, x)``; attributes as in
         :mod:`detflow.contract`.
     path : str or Path
@@ -1094,7 +1146,6 @@ def _open_fits_product(path, chunks):
         sci_hdu = next((h for h in exts if h.name == "SCI"), None)
         sci_header = sci_hdu.header if sci_hdu is not None else fits.Header()
         model = _model_type(primary, exts)
-        ramp = model in ("RampModel", "Level1bModel")
         variables = {}
         tables = {}
         for hdu in exts:
@@ -1110,7 +1161,7 @@ def _open_fits_product(path, chunks):
             dims = _MODEL_DIMS.get(model, {}).get(hdu.name) or _NDIM_DIMS.get(len(shape))
             if dims is None or len(dims) != len(shape):
                 dims = tuple(f"{hdu.name.lower()}_{k}" for k in range(len(shape)))
-            name = "data" if (ramp and hdu.name == "SCI") else hdu.name.lower()
+            name = "data" if hdu.name == "SCI" else hdu.name.lower()
             if chunks is None:
                 chunk = tuple(1 if d == "integration" else -1 for d in dims)
             else:
@@ -1159,7 +1210,7 @@ def open_product(path, chunks=None):
     -------
     xarray.Dataset
         Dask-backed. From FITS: variables named as the writers expect them
-        (``sci, err, dq, var_poisson, var_rnoise``; ``data, pixeldq, groupdq,
+        (``data, err, dq, var_poisson, var_rnoise``; ``data, pixeldq, groupdq,
         zeroframe, refout`` for a ramp; lower-case extension names otherwise),
         coordinates ``y``/``x``/``integration``/``group`` as in
         :mod:`detflow.contract`, and attributes ``primary_header``,

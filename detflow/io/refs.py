@@ -44,15 +44,23 @@ coordinates are the kernel offsets from its centre (``arange(n) - n // 2``).
 Resolution
 ----------
 :func:`resolve_reference` finds the reference file of one type for an exposure,
-in this order: an explicit override (jwst's ``override_<reftype>``), a reference
-directory (explicit, or ``<folder of the exposure file>/refs`` when it exists),
-then a CRDS cache through the ``crds`` client when ``CRDS_PATH`` is set.
+in this order: an explicit override (jwst's ``override_<reftype>``), the
+exposure's entry in the ``manifest.json`` beside it unless a reference folder
+is given (how a simulated exposure keeps its own references in a folder shared
+by several simulations), a
+reference directory (explicit, or ``<folder of the exposure file>/refs`` when it
+exists) searched as CRDS selects (selection keywords, then the latest USEAFTER
+not after the exposure's start; files still tied are an error, never a choice
+by name), then a CRDS cache through the ``crds`` client when ``CRDS_PATH`` is
+set. With ``explain=True`` it also says why that file was chosen.
 """
 
 from __future__ import annotations
 
 import copy
 import datetime as _dt
+import json
+import logging
 import os
 import threading
 from collections.abc import Mapping
@@ -73,6 +81,8 @@ from detflow.io.fitsio import (
     read_table,
     typed_value,
 )
+
+log = logging.getLogger("detflow.io.refs")
 
 __all__ = [
     "OPTIONAL_REFTYPES",
@@ -98,7 +108,8 @@ EXACT_SHAPE_REFTYPES = frozenset({"DARK", "RESET"})
 #: Values of a selection keyword that match any exposure.
 _WILDCARDS = frozenset({"", "ANY", "N/A", "GENERIC", "MULTIPLE", "NONE"})
 
-#: Selection keywords used to rank candidates: attrs name -> (keyword, pattern keyword).
+#: Selection keywords (besides INSTRUME and DETECTOR) a reference file in a folder must
+#: match where it has them: attrs name -> (keyword, pattern keyword).
 _SELECTORS = {
     "readpatt": ("READPATT", "P_READPA"),
     "subarray": ("SUBARRAY", "P_SUBARR"),
@@ -568,6 +579,14 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
         arr = image.to_dask(var_chunks, task_name, fancy=False)
         data_vars[key] = xr.Variable(dims, arr, attrs={"extname": key.upper()})
 
+    if "dq" in data_vars:
+        mapping = dq_def_mapping(attrs["tables"].get("dq_def"))
+        if mapping is not None:
+            var = data_vars["dq"]
+            data_vars["dq"] = var.copy(data=var.data.map_blocks(
+                translate_dq, mapping, dtype=var.dtype,
+                name=f"ref-{rt.lower()}-dq-def-{tokenize(identity, mapping, var.data.name)}"))
+
     coords = {}
     if spatial is not None:
         coords["y"] = ("y", y0 - 1 + np.arange(spatial[0], dtype=np.int64))
@@ -580,6 +599,87 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
         else:
             coords[dim] = (dim, np.arange(n, dtype=np.int64))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- models
+
+
+_MODEL_FILES = {}
+_MODEL_LOCK = threading.Lock()
+
+
+def reference_model_path(model, reftype=None):
+    """A file holding a reference datamodel given as ``override_<reftype>`` (jwst
+    accepts model objects there), so it is read lazily like any reference file.
+
+    The model is saved once per object (a copy: the user's model is not changed) as
+    FITS into a private temporary folder of this process, and that path is returned
+    on later calls; the file lives as long as the process. It is read by path, so
+    with a cluster of other machines give a file every worker can read instead.
+    """
+    import tempfile
+
+    key = id(model)
+    with _MODEL_LOCK:
+        hit = _MODEL_FILES.get(key)
+        if hit is not None and hit[0] is model and os.path.exists(hit[1]):
+            return hit[1]
+    folder = tempfile.mkdtemp(prefix="detflow-refmodels-")
+    rt = _upper(getattr(getattr(model, "meta", None), "reftype", None) or reftype or "ref")
+    name = getattr(model.meta, "filename", None) or f"{rt.lower()}.fits"
+    stem = os.path.splitext(os.path.basename(str(name)))[0] or rt.lower()
+    path = os.path.join(folder, f"{stem}.fits")
+    with model.copy() as copy_:
+        copy_.save(path)
+    with _MODEL_LOCK:
+        _MODEL_FILES[key] = (model, path)
+    return path
+
+
+# --------------------------------------------------------------------------- DQ_DEF
+
+
+def dq_def_mapping(table):
+    """The ``((bit value in the file, standard JWST value), ...)`` translation of a
+    reference file's ``DQ_DEF`` table, or None when the DQ is used as it is.
+
+    stdatamodels (``DefaultDQMixin``, ``stdatamodels.dynamicdq.dynamic_mask``) translates
+    the DQ of every MASK, SATURATION, SUPERBIAS, LINEARITY, DARK and RESET model with a
+    non-empty ``DQ_DEF`` table when it opens the file: each row's ``VALUE`` bit of the
+    file's DQ becomes the standard value of its ``NAME``; a NAME that is not a JWST pixel
+    flag is ignored (jwst warns), and so is every DQ bit that no row names. A file
+    without the table, or with an empty one, keeps its DQ.
+
+    Parameters
+    ----------
+    table : dict or None
+        ``{column: list}`` as :func:`detflow.io.fitsio.read_table` reads it (columns
+        ``BIT``, ``VALUE``, ``NAME``, ``DESCRIPTION``; any case).
+    """
+    if not table:
+        return None
+    columns = {str(k).upper(): v for k, v in table.items()}
+    values, names = columns.get("VALUE"), columns.get("NAME")
+    if values is None or names is None or len(values) == 0:
+        return None
+    from stdatamodels.jwst.datamodels.dqflags import pixel
+
+    mapping = []
+    for value, name in zip(values, names, strict=True):
+        standard = pixel.get(str(name).strip())
+        if standard is not None:
+            mapping.append((int(value), int(standard)))
+    return tuple(mapping)
+
+
+def translate_dq(dq, mapping):
+    """A reference DQ block translated through :func:`dq_def_mapping`'s pairs
+    (``dynamic_mask``'s arithmetic: same dtype, OR of the standard values)."""
+    dq = np.asarray(dq)
+    out = np.zeros(dq.shape, dtype=dq.dtype)
+    for value, standard in mapping:
+        out[np.bitwise_and(dq, value) != 0] |= standard
+    return out
 
 
 # --------------------------------------------------------------------------- regions
@@ -643,6 +743,25 @@ def select_region(ref_ds, exposure, *, match_chunks=True, require_exact=False):
         )
     ref_y = np.asarray(ref_ds["y"].values)
     ref_x = np.asarray(ref_ds["x"].values)
+    header = ref_ds.attrs.get("primary_header") or {}
+    full = FULL_FRAME_SHAPE.get(str(_exposure_value(attrs, "instrument") or "").upper())
+    if _upper(rt) in EXACT_SHAPE_REFTYPES:
+        if (len(ref_y), len(ref_x)) == (len(exp_y), len(exp_x)) and not (
+                np.array_equal(ref_y, exp_y) and np.array_equal(ref_x, exp_x)):
+            # jwst's dark_current and reset compare shapes only: a file of the science
+            # shape is used as it is, whatever its SUBSTRT keywords say
+            log.warning("%s: %s has the exposure's shape but %s; used as it is, as jwst "
+                        "does", label, fname, _region_text(ref_y, ref_x))
+            ref_ds = ref_ds.assign_coords(y=("y", exp_y), x=("x", exp_x))
+            ref_y, ref_x = exp_y, exp_x
+    elif _upper(rt) != "IPC" and full is not None and (len(ref_y), len(ref_x)) != full and any(
+            header.get(k) is None for k in ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2")):
+        # jwst's ref_matches_sci: without the corner and size keywords only a full frame
+        # can be placed ("Can't determine ref file subarray properties")
+        raise ReferenceFileError(
+            rt, label, f"{fname} is a {len(ref_y)}x{len(ref_x)} subarray without "
+            "SUBSTRT1/SUBSTRT2/SUBSIZE1/SUBSIZE2 keywords: its place on the detector is "
+            "unknown (jwst stops here too)")
     _require_covers(rt, label, fname, ref_y, ref_x, exp_y, exp_x)
     exact = (
         len(ref_y) == len(exp_y)
@@ -855,27 +974,84 @@ def reference_index(refs_dir, *, storage_options=None):
 # --------------------------------------------------------------------------- resolution
 
 
-def _entry_rank(entry, rt, attrs, exp_y, exp_x, exp_date):
-    """Sort key of a candidate (larger is better), or None if it cannot serve."""
+#: Selection keywords CRDS does not select on for a reference type and instrument,
+#: although the files carry them (jwst's "Reference Selection Keywords" tables):
+#: ``(REFTYPE, INSTRUME) -> attrs names``. A file whose value equals the exposure's is
+#: preferred; another value does not exclude the file.
+_NOT_SELECTED = {
+    # CRDS selects NIRCam darks by DETECTOR, EXP_TYPE, NOUTPUTS and SUBARRAY: their
+    # READPATT tells how the dark was read (stcal averages a RAPID dark to any pattern)
+    ("DARK", "NIRCAM"): frozenset({"readpatt"}),
+}
+
+#: What decides between candidates, in order (after the selection keywords and the
+#: region): each slot of :func:`_entry_rank`'s key, as the reason names it.
+_RANK_CRITERIA = (
+    "its region is the exposure's own (jwst does not cut {rt})",
+    "its frames span the exposure's",
+    "its READPATT equals the exposure's",
+    "it matches more keywords exactly",
+    "its region is the exposure's own",
+)
+
+
+def _ref_value_text(entry, key, pattern):
+    """A reference file's selection value as the messages show it (its ``P_`` pattern
+    when it has one)."""
+    if entry.get(pattern):
+        return f"{pattern}={entry[pattern]}"
+    return f"{key}={entry.get(key)}"
+
+
+def _entry_rank(entry, rt, attrs, exp_y, exp_x):
+    """How a candidate file fits the exposure: ``(key, matched, None)`` or
+    ``(None, None, why it cannot serve)``.
+
+    The file must cover the exposure's region and match every selection keyword it
+    carries (:data:`_SELECTORS`; a value or ``P_`` pattern of ANY, N/A, GENERIC, ...
+    matches anything, a FULL file serves any subarray it covers); INSTRUME and
+    DETECTOR are checked by the caller. ``key`` orders the candidates that do (larger
+    is better, :data:`_RANK_CRITERIA`): the exposure's exact region first for DARK and
+    RESET (jwst does not cut them), a DARK whose frames span the exposure's and do not
+    average more frames per group (else stcal extrapolates or skips), the keywords of
+    :data:`_NOT_SELECTED` equal to the exposure's, the specificity of the match (2 per
+    keyword equal to the exposure's value, 1 per ``P_`` pattern naming it, 0 for a
+    wildcard), then the exact region. USEAFTER is the caller's. ``matched`` lists the
+    keywords matched by value or pattern (``"DETECTOR=NRCA1"``).
+    """
     region = entry["region"]
     if region is not None and exp_y is not None:
         y0, ny, x0, nx = region
         ref_y = np.arange(y0, y0 + ny)
         ref_x = np.arange(x0, x0 + nx)
         if not _covers(ref_y, ref_x, exp_y, exp_x):
-            return None
+            return None, None, f"covers {_region_text(ref_y, ref_x)}, not the exposure's"
         exact = int(y0 == exp_y[0] and ny == len(exp_y) and x0 == exp_x[0] and nx == len(exp_x))
     else:
         exact = 0
-    mismatches, score = 0, 0
+    soft = _NOT_SELECTED.get((rt, _upper(_exposure_value(attrs, "instrument"))), ())
+    matched, preferred = [], 0
+    det_value = _exposure_value(attrs, "detector")
+    specificity = max(_match(entry["DETECTOR"], entry["P_DETECT"], det_value), 0)
+    if specificity:
+        matched.append(f"DETECTOR={_upper(det_value)}")
     for name, (key, pattern) in _SELECTORS.items():
-        if name == "subarray" and _upper(entry.get(key)) == "FULL" and not entry.get(pattern):
+        exp_value = _exposure_value(attrs, name)
+        if (name == "subarray" and _upper(entry.get(key)) == "FULL"
+                and not entry.get(pattern) and _upper(exp_value) != "FULL"):
             continue  # a full-frame file serves any subarray (coverage is checked above)
-        s = _match(entry.get(key), entry.get(pattern), _exposure_value(attrs, name))
+        s = _match(entry.get(key), entry.get(pattern), exp_value)
+        if name in soft:
+            preferred += int(s > 0)
+            continue
         if s < 0:
-            mismatches += 1
-        else:
-            score += s
+            return None, None, (
+                f"{_ref_value_text(entry, key, pattern)}, the exposure's {key} is "
+                f"{_upper(exp_value)}")
+        if s > 0:
+            matched.append(f"{key}={_upper(exp_value)}")
+            specificity += s
+    frame_misfits = 0
     if rt == "DARK":
         # as stcal's dark_sub: the dark should span the exposure's frames (else it is
         # extrapolated) and not average more frames per group (else the step skips)
@@ -887,30 +1063,20 @@ def _entry_rank(entry, rt, attrs, exp_y, exp_x, exp_date):
             d_nframes, d_gap = int(entry["NFRAMES"] or 1), int(entry["GROUPGAP"] or 0)
             d_total = sci[-3] * d_nframes + (sci[-3] - 1) * d_gap
             if d_total < int(ngroups) * nframes + (int(ngroups) - 1) * gap:
-                mismatches += 1
+                frame_misfits += 1
             if d_nframes > nframes or d_gap > gap:
-                mismatches += 1
-    det = _match(entry["DETECTOR"], entry["P_DETECT"], _exposure_value(attrs, "detector"))
-    useafter = _parse_date(entry.get("USEAFTER"))
-    usable = int(useafter is None or exp_date is None or useafter <= exp_date)
+                frame_misfits += 1
     exact_first = exact if rt in EXACT_SHAPE_REFTYPES else 0
-    return (
-        exact_first,
-        -mismatches,
-        score,
-        exact,
-        det,
-        usable,
-        useafter or _dt.datetime.min,
-        entry["name"],
-    )
+    return (exact_first, -frame_misfits, preferred, specificity, exact), matched, None
 
 
-def _check_identity(path, rt, attrs, label, file_rt, instrument, detector, p_detect=None):
-    """Raise if an override's REFTYPE, instrument or detector do not fit the exposure."""
+def _check_identity(path, rt, attrs, label, file_rt, instrument, detector, p_detect=None,
+                    what="override"):
+    """Raise if an override's (``what``'s) REFTYPE, instrument or detector do not fit
+    the exposure."""
     if file_rt and file_rt != rt:
         raise ReferenceFileError(
-            rt, label, f"override {path} is a {file_rt} reference file, not {rt}"
+            rt, label, f"{what} {path} is a {file_rt} reference file, not {rt}"
         )
     for name, value, pattern in (
         ("instrument", instrument, None),
@@ -921,19 +1087,25 @@ def _check_identity(path, rt, attrs, label, file_rt, instrument, detector, p_det
             raise ReferenceFileError(
                 rt,
                 label,
-                f"override {path} is a {rt} file for {name} {value}, "
+                f"{what} {path} is a {rt} file for {name} {value}, "
                 f"but the exposure's {name} is {exp_value}",
             )
 
 
-def _check_header(path, rt, exposure, label, storage_options=None):
-    """Raise if an override's REFTYPE/INSTRUME/DETECTOR/region do not fit the exposure."""
+def _check_header(path, rt, exposure, label, storage_options=None, what="override"):
+    """Raise if an override's (``what``'s) REFTYPE/INSTRUME/DETECTOR/region do not fit
+    the exposure."""
     attrs = _exposure_attrs(exposure)
     if str(path).lower().endswith(".asdf"):
-        return _check_asdf(path, rt, attrs, label)
-    entry = _index_entry(path, storage_options)
+        return _check_asdf(path, rt, attrs, label, what)
+    key = KeptByFile.identity(path) if not storage_options else None
+    entry = _CHECKED.get(key) if key is not None else None
     if entry is None:
-        raise ReferenceFileError(rt, label, f"override {path} is not a readable FITS file")
+        entry = _index_entry(path, storage_options)
+        if entry is not None and key is not None:
+            _CHECKED.put(key, entry)
+    if entry is None:
+        raise ReferenceFileError(rt, label, f"{what} {path} is not a readable FITS file")
     _check_identity(
         path,
         rt,
@@ -943,17 +1115,27 @@ def _check_header(path, rt, exposure, label, storage_options=None):
         entry["INSTRUME"],
         entry["DETECTOR"],
         entry["P_DETECT"],
+        what,
     )
     exp_y, exp_x = _exposure_region(exposure)
     region = entry["region"]
+    same_shape = region is not None and exp_y is not None and (
+        region[1], region[3]) == (len(exp_y), len(exp_x))
+    if rt in EXACT_SHAPE_REFTYPES and same_shape:
+        return None  # jwst compares shapes only for DARK and RESET (see select_region)
     if region is not None and exp_y is not None:
         y0, ny, x0, nx = region
         ref_y, ref_x = np.arange(y0, y0 + ny), np.arange(x0, x0 + nx)
-        _require_covers(rt, label, f"override {path}", ref_y, ref_x, exp_y, exp_x)
+        _require_covers(rt, label, f"{what} {path}", ref_y, ref_x, exp_y, exp_x)
     return None
 
 
-def _check_asdf(path, rt, attrs, label):
+#: Header facts of the files given as overrides or manifest entries (every step of
+#: every exposure of a program checks the same few files).
+_CHECKED = KeptByFile(64)
+
+
+def _check_asdf(path, rt, attrs, label, what="override"):
     """Best-effort REFTYPE/INSTRUME/DETECTOR check of an ASDF reference override."""
     try:
         import asdf
@@ -965,25 +1147,174 @@ def _check_asdf(path, rt, attrs, label):
             ref_inst, ref_det = inst.get("name"), inst.get("detector")
     except Exception:
         return None
-    _check_identity(path, rt, attrs, label, file_rt, ref_inst, ref_det)
+    _check_identity(path, rt, attrs, label, file_rt, ref_inst, ref_det, what=what)
     return None
 
 
 def _default_refs_dir(attrs, storage_options=None):
-    path = _exposure_path(attrs)
-    if not path:
-        return None
+    """``refs/`` beside the exposure's file, else beside the exposure a product was
+    calibrated from (its primary header's :data:`detflow.contract.INPUT_KEYWORD`): a
+    step resumed from ``out/<root>_superbias.fits`` finds the ``refs/`` of the uncal."""
+    for path in (_exposure_path(attrs), _calibrated_from(attrs)):
+        if not path:
+            continue
+        try:
+            candidate = _sibling(path, "refs", storage_options)
+            if _path_exists(candidate, storage_options):
+                return candidate
+        except Exception:
+            continue
+    return None
+
+
+def _calibrated_from(attrs):
+    """The exposure file a product was calibrated from (its primary header's
+    :data:`~detflow.contract.INPUT_KEYWORD`), or None."""
+    from detflow.contract import INPUT_KEYWORD
+
+    header = attrs.get("primary_header")
+    value = header.get(INPUT_KEYWORD) if isinstance(header, Mapping) else None
+    if isinstance(value, list | tuple):  # (value, comment)
+        value = value[0] if value else None
+    return str(value) if value else None
+
+
+#: The file beside an exposure that names its reference files (see :func:`resolve_reference`).
+MANIFEST_NAME = "manifest.json"
+
+_MANIFEST_LOCK = threading.Lock()
+_MANIFESTS: dict = {}  # local path -> ((size, mtime_ns), parsed JSON)
+
+
+def _sibling(path, name, storage_options=None):
+    """``name`` in the folder of the file ``path`` (a local path or a URL)."""
     if _is_url(path):
         import fsspec
 
         fs, root = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
-        candidate = fs.unstrip_protocol(f"{fs._parent(root).rstrip('/')}/refs")
-    else:
-        candidate = os.path.join(os.path.dirname(os.path.abspath(local_path(path))), "refs")
+        return fs.unstrip_protocol(f"{fs._parent(root).rstrip('/')}/{name}")
+    return os.path.join(os.path.dirname(os.path.abspath(local_path(path))), name)
+
+
+def _read_manifest(path, rt, label, storage_options=None):
+    """The parsed manifest at ``path``, or None when there is none; kept per local
+    file until it changes.
+
+    Raises
+    ------
+    ReferenceFileError
+        The file exists but is not JSON: it may name this exposure's references.
+    """
     try:
-        return candidate if _path_exists(candidate, storage_options) else None
+        if _is_url(path):
+            if not _path_exists(path, storage_options):
+                return None
+            import fsspec
+
+            with fsspec.open(path, "rt", **dict(storage_options or {})) as f:
+                text = f.read()
+            stamp = None
+        else:
+            path = local_path(path)
+            try:
+                st = os.stat(path)
+            except OSError:
+                return None
+            stamp = (st.st_size, st.st_mtime_ns)
+            with _MANIFEST_LOCK:
+                hit = _MANIFESTS.get(path)
+            if hit is not None and hit[0] == stamp:
+                return hit[1]
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+    except OSError as exc:
+        raise ReferenceFileError(rt, label, f"cannot read {path} ({exc})") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ReferenceFileError(
+            rt, label, f"{path} is not valid JSON ({exc})",
+            hint=f"fix or remove it (a {MANIFEST_NAME} beside an exposure names its "
+                 "reference files)") from exc
+    if stamp is not None:
+        with _MANIFEST_LOCK:
+            _MANIFESTS[path] = (stamp, data)
+    return data
+
+
+def _manifest_entry(data, name):
+    """``(entry, key)``: the manifest's entry for the exposure file ``name``, or
+    ``(None, None)``. Entries are ``data["exposures"][<file name>]``; the older
+    single-exposure form (``uncal`` and ``references`` at the top) counts for its
+    ``uncal``. A file of the same root with another suffix (``_ramp``,
+    ``_dark_current``, ...) uses its exposure's entry."""
+    if not isinstance(data, Mapping):
+        return None, None
+    entries = {}
+    exposures = data.get("exposures")
+    if isinstance(exposures, Mapping):
+        entries.update({str(k): v for k, v in exposures.items() if isinstance(v, Mapping)})
+    if isinstance(data.get("uncal"), str) and isinstance(data.get("references"), Mapping):
+        entries.setdefault(data["uncal"], data)
+    if name in entries:
+        return entries[name], name
+    from detflow.io.products import remove_suffix
+
+    def root(file_name):
+        stem = file_name
+        for ext in (".fits.gz", ".fits"):
+            if stem.lower().endswith(ext):
+                stem = stem[: -len(ext)]
+                break
+        return remove_suffix(stem)
+
+    wanted = root(name)
+    found = [k for k in entries if root(k) == wanted]
+    if len(found) == 1:
+        return entries[found[0]], found[0]
+    return None, None
+
+
+def _resolve_manifest(rt, exposure, label, storage_options=None):
+    """``(path, reason)`` from the manifest beside the exposure's file when it has an
+    entry for this exposure naming a ``rt`` file; else None.
+
+    Raises
+    ------
+    ReferenceFileError
+        The manifest is not JSON, or the file it names is missing or does not fit the
+        exposure.
+    """
+    exposure_path = _exposure_path(_exposure_attrs(exposure))
+    if not exposure_path:
+        return None
+    try:
+        manifest = _sibling(exposure_path, MANIFEST_NAME, storage_options)
     except Exception:
         return None
+    data = _read_manifest(manifest, rt, label, storage_options)
+    name = os.path.basename(exposure_path.split("?", 1)[0].rstrip("/"))
+    entry, key = _manifest_entry(data, name)
+    if entry is None or not isinstance(entry.get("references"), Mapping):
+        return None
+    value = {_upper(k): v for k, v in entry["references"].items()}.get(rt)
+    if value is None or str(value).strip() == "":
+        return None
+    value = os.fspath(value) if not isinstance(value, str) else value
+    reason = f"{MANIFEST_NAME} entry for " + ("this exposure" if key == name else key)
+    if value.strip().upper() == "N/A":
+        return "N/A", reason
+    if _is_url(value) or os.path.isabs(value) or _is_url(manifest):
+        path = value if (_is_url(value) or os.path.isabs(value)) else \
+            f"{manifest.rsplit('/', 1)[0]}/{value}"
+    else:
+        path = os.path.join(os.path.dirname(manifest), value)
+    if not _path_exists(path, storage_options):
+        raise ReferenceFileError(
+            rt, label, f"{manifest} names {value} for {key}, which does not exist",
+            hint=f"fix the entry, or give override_{rt.lower()}=PATH")
+    _check_header(path, rt, exposure, label, storage_options, what=f"{MANIFEST_NAME} entry")
+    return path, reason
 
 
 def _crds_parameters(attrs):
@@ -1063,25 +1394,46 @@ def resolve_reference(
     use_crds=None,
     optional=False,
     storage_options=None,
+    explain=False,
 ):
     """Find the reference file of one type for an exposure.
 
     Order: (a) ``override`` (jwst's ``override_<reftype>``; ``"N/A"`` passes
     through, anything else must exist and match the exposure's instrument,
-    detector and region); (b) a reference directory: ``refs_dir``, or
-    ``<folder of the exposure file>/refs`` when it exists; (c) a CRDS cache
-    through the ``crds`` client when ``CRDS_PATH`` is set (offline:
-    ``CRDS_MODE`` defaults to ``local``; ``CRDS_CONTEXT`` is honoured).
+    detector and region); (b) the exposure's entry in the ``manifest.json``
+    beside its file, when it names a file of this type and no ``refs_dir`` is
+    given (a folder the user names wins over the manifest); (c) a reference
+    directory: ``refs_dir``, or ``<folder of the exposure file>/refs`` when it
+    exists; (d) a CRDS cache through the ``crds`` client when ``CRDS_PATH`` is
+    set (offline: ``CRDS_MODE`` defaults to ``local``; ``CRDS_CONTEXT`` is
+    honoured).
 
-    In a directory, candidates are the ``*.fits`` files whose REFTYPE equals
-    ``reftype``, whose INSTRUME and DETECTOR match the exposure (or are ANY,
-    N/A, MULTIPLE or absent; ``P_DETECT`` patterns such as ``"NRCA1|NRCA2|"``
-    are honoured) and whose data cover the exposure's detector region. They
-    are ranked by, in order: exact region (first for DARK and RESET, which jwst
-    does not cut), fewest mismatching READPATT/SUBARRAY/EXP_TYPE/FILTER/PUPIL
-    keywords (and, for DARK, enough frames), most exact keyword matches, exact
-    region, exact DETECTOR, USEAFTER not after the exposure start, newest
-    USEAFTER, and last the largest file name (CRDS serial numbers grow).
+    The manifest (b) is how a simulated exposure gets its own references however
+    many simulations share its folder (:func:`detflow.simulate` writes one entry
+    per exposure): ``{"exposures": {"<exposure file name>": {"references":
+    {"dark": "refs/my_dark.fits", ...}}}}``, paths relative to the manifest's
+    folder (or absolute, or ``"N/A"``); an older single-exposure manifest (its
+    ``uncal`` and ``references`` at the top) counts for its ``uncal``, and an
+    entry serves the files of the same root with another suffix (``_ramp``, a
+    step's). The file named must exist and fit the exposure, as an override must.
+
+    A directory (c) is searched as CRDS selects. Candidates are the ``*.fits``
+    files whose REFTYPE equals ``reftype``, whose INSTRUME and DETECTOR match the
+    exposure (or are ANY, N/A, MULTIPLE or absent; ``P_DETECT`` patterns such as
+    ``"NRCA1|NRCA2|"`` are honoured), whose READPATT, SUBARRAY, EXP_TYPE, FILTER
+    and PUPIL (or ``P_`` patterns), where the file has them, match the
+    exposure's (wildcards match anything; a FULL file serves a subarray it
+    covers; a NIRCam DARK's READPATT is not a selection keyword of CRDS: an equal
+    one is only preferred), whose data cover the exposure's detector region, and
+    whose USEAFTER is not after the exposure's start (DATE-OBS/TIME-OBS, else
+    EXPSTART; when the start is unknown every USEAFTER counts). Among them wins,
+    in order: the exposure's exact region for DARK and RESET (jwst does not cut
+    them), a DARK whose frames span the exposure's, the more specific match (a
+    keyword equal to the exposure's beats a ``P_`` pattern, which beats a
+    wildcard), the exact region, then the latest USEAFTER. Files still equal on
+    all of these are not chosen between by name: :class:`ReferenceFileError`
+    lists them and says how to choose (``override_<reftype>``, a manifest entry,
+    or a folder holding only the wanted file).
 
     Parameters
     ----------
@@ -1103,18 +1455,32 @@ def resolve_reference(
         Return ``"N/A"`` instead of raising when nothing is found.
     storage_options : dict, optional
         fsspec options for URLs.
+    explain : bool
+        Return ``(path, reason)``: why this file (or N/A), e.g. ``"override_dark"``,
+        ``"manifest.json entry for this exposure"``, ``"refs dir refs: matched
+        DETECTOR=NRCA1 SUBARRAY=SUB160, USEAFTER 2022-01-01T00:00:00 (latest of 2
+        not after 2023-12-20T06:00:00)"``, ``"CRDS"``.
 
     Returns
     -------
-    str
-        Path of the reference file, or ``"N/A"`` (not applicable).
+    str or tuple of str
+        Path of the reference file, or ``"N/A"`` (not applicable); with
+        ``explain``, ``(path, reason)``.
 
     Raises
     ------
     ReferenceFileError
-        The override is missing or mismatched, the CRDS lookup failed, or no
-        file was found (the message says how to supply one).
+        The override or manifest entry is missing or mismatched, the CRDS lookup
+        failed, several directory files tie, or no file was found (the message
+        says how to supply or choose one).
     """
+    path, reason = _resolve(reftype, exposure, override, refs_dir, use_crds, optional,
+                            storage_options)
+    return (path, reason) if explain else path
+
+
+def _resolve(reftype, exposure, override, refs_dir, use_crds, optional, storage_options):
+    """:func:`resolve_reference`'s ``(path, reason)``."""
     rt = _upper(reftype)
     attrs = _exposure_attrs(exposure)
     label = _exposure_label(exposure)
@@ -1123,7 +1489,7 @@ def resolve_reference(
     if override is not None and str(override).strip() != "":
         override = os.fspath(override) if not isinstance(override, str) else override
         if override.strip().upper() == "N/A":
-            return "N/A"
+            return "N/A", f"override_{rt.lower()}=N/A"
         if not _path_exists(override, storage_options):
             raise ReferenceFileError(
                 rt,
@@ -1132,10 +1498,17 @@ def resolve_reference(
                 hint=f"give an existing file or 'N/A' as override_{rt.lower()}",
             )
         _check_header(override, rt, exposure, label, storage_options)
-        return str(override)
+        return str(override), f"override_{rt.lower()}"
+
+    # (b) the manifest beside the exposure, unless a reference folder was given: a
+    # folder the user names is the more deliberate choice
+    if refs_dir is None:
+        found = _resolve_manifest(rt, exposure, label, storage_options)
+        if found is not None:
+            return found
 
     searched = []
-    # (b) reference directory
+    # (c) reference directory
     explicit_dir = refs_dir is not None
     if refs_dir is None:
         refs_dir = _default_refs_dir(attrs, storage_options)
@@ -1149,31 +1522,42 @@ def resolve_reference(
         else:
             found, why = _resolve_dir(rt, exposure, refs_dir, storage_options)
             if found is not None:
-                return found
+                return found, why
             searched.append(why)
 
-    # (c) CRDS cache
+    # (d) CRDS cache
     if use_crds is None:
         use_crds = bool(os.environ.get("CRDS_PATH"))
     if use_crds:
+        context = os.environ.get("CRDS_CONTEXT")
+        crds_reason = "CRDS" + (f" (context {context})" if context else "")
         try:
-            return _resolve_crds(rt, attrs, label)
+            return _resolve_crds(rt, attrs, label), crds_reason
         except ReferenceFileError:
             if optional:
-                return "N/A"
+                return "N/A", "optional, and the CRDS lookup failed"
             raise
     else:
         searched.append("CRDS not consulted (CRDS_PATH is not set)")
 
     if optional:
-        return "N/A"
+        where = f" in {_folder_name(refs_dir)}/" if refs_dir is not None else ""
+        return "N/A", f"optional, none found{where}" + ("" if use_crds else
+                                                         " (CRDS not consulted)")
     raise ReferenceFileError(rt, label, "no reference file found: " + "; ".join(searched))
 
 
+def _folder_name(refs_dir):
+    return os.path.basename(str(refs_dir).rstrip("/")) or str(refs_dir)
+
+
 def _resolve_dir(rt, exposure, refs_dir, storage_options=None):
-    """``(path, None)`` of the best candidate in ``refs_dir``, or ``(None, why not)``."""
+    """``(path, reason)`` of the one best candidate in ``refs_dir`` (see
+    :func:`resolve_reference`), or ``(None, why not)``; raises
+    :class:`ReferenceFileError` when several tie."""
     entries = reference_index(refs_dir, storage_options=storage_options)
     attrs = _exposure_attrs(exposure)
+    label = _exposure_label(exposure)
     exp_y, exp_x = _exposure_region(exposure)
     exp_date = _exposure_date(attrs)
     of_type = [e for e in entries if _upper(e["REFTYPE"]) == rt]
@@ -1183,14 +1567,59 @@ def _resolve_dir(rt, exposure, refs_dir, storage_options=None):
         if _match(e["INSTRUME"], None, _exposure_value(attrs, "instrument")) >= 0
         and _match(e["DETECTOR"], e["P_DETECT"], _exposure_value(attrs, "detector")) >= 0
     ]
-    ranked = []
+    candidates, excluded, late = [], [], []
     for entry in matching:
-        rank = _entry_rank(entry, rt, attrs, exp_y, exp_x, exp_date)
-        if rank is not None:
-            ranked.append((rank, entry["path"]))
-    if ranked:
-        return max(ranked)[1], None
+        key, matched, why = _entry_rank(entry, rt, attrs, exp_y, exp_x)
+        if key is None:
+            excluded.append(f"{entry['name']} ({why})")
+            continue
+        useafter = _parse_date(entry.get("USEAFTER"))
+        if useafter is not None and exp_date is not None and useafter > exp_date:
+            late.append(f"{entry['name']} (USEAFTER {entry.get('USEAFTER')})")
+            continue
+        candidates.append((key + (useafter or _dt.datetime.min,), matched, entry))
     det = _exposure_value(attrs, "detector")
+    folder = _folder_name(refs_dir)
+    if candidates:
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        best_key, matched, best = candidates[0]
+        tied = [c[2] for c in candidates if c[0] == best_key]
+        what = " ".join(matched) or "wildcards only"
+        useafter = best.get("USEAFTER") or "none"
+        if len(tied) > 1:
+            names = ", ".join(e["name"] for e in tied)
+            raise ReferenceFileError(
+                rt,
+                label,
+                f"{len(tied)} files in {refs_dir} match it equally well ({what}, "
+                f"USEAFTER {useafter}): {names}; detflow does not choose between them by name",
+                hint=(
+                    f"choose one with override_{rt.lower()}=FILE (command line: "
+                    f"--steps.<step>.override_{rt.lower()}=FILE), an entry for the "
+                    f"exposure in a {MANIFEST_NAME} beside it ({{\"exposures\": "
+                    f"{{\"<file>\": {{\"references\": {{\"{rt.lower()}\": \"FILE\"}}}}}}}}), "
+                    "or a reference folder holding only the wanted file "
+                    "(--refs DIR, refs_dir=DIR)"
+                ),
+            )
+        reason = f"refs dir {folder}: matched {what}, USEAFTER {useafter}"
+        if len(candidates) == 1:
+            reason += " (the only match"
+        else:
+            runner = candidates[1][0]
+            slot = next(i for i, (a, b) in enumerate(zip(best_key, runner, strict=True))
+                        if a != b)
+            if slot < len(_RANK_CRITERIA):
+                reason += (f" (over {len(candidates) - 1} other match(es): "
+                           + _RANK_CRITERIA[slot].format(rt=rt))
+            elif exp_date is not None:
+                reason += (f" (latest of {len(candidates)} not after the exposure start "
+                           f"{exp_date.isoformat(timespec='seconds')}")
+            else:
+                reason += f" (latest of {len(candidates)}; the exposure start is unknown"
+        if late:
+            reason += f"; {len(late)} with a later USEAFTER left out"
+        return best["path"], reason + ")"
     if not of_type:
         return None, f"{refs_dir} has no {rt} file"
     if not matching:
@@ -1198,10 +1627,15 @@ def _resolve_dir(rt, exposure, refs_dir, storage_options=None):
             f"{refs_dir} has {len(of_type)} {rt} file(s), none for "
             f"{_exposure_value(attrs, 'instrument')} {det}"
         )
-    region = _region_text(exp_y, exp_x) if exp_y is not None else "its region"
+    parts = []
+    if excluded:
+        parts.append("not matching the exposure: " + "; ".join(excluded))
+    if late:
+        start = exp_date.isoformat(timespec="seconds")
+        parts.append(f"USEAFTER after the exposure start {start}: " + "; ".join(late))
     return None, (
-        f"{refs_dir} has {len(matching)} {rt} file(s) for {det}, none covering "
-        f"the exposure's {region}"
+        f"{refs_dir} has {len(matching)} {rt} file(s) for {det}, none usable: "
+        + "; ".join(parts)
     )
 
 

@@ -6,13 +6,18 @@ from pathlib import Path
 import dask
 
 from detflow.errors import ParameterError
-from detflow.io.refs import open_reference_for, resolve_reference
+from detflow.io.datamodels import is_datamodel
+from detflow.io.refs import open_reference_for, reference_model_path, resolve_reference
 from detflow.pipeline.order import steps_for
 from detflow.steps import StepDef, get_step, is_implemented, skipped
+from detflow.steps.base import check_readout
 
 
-def open_step_references(step, ds, params, refs_dir=None):
+def open_step_references(step, ds, params, refs_dir=None, *, reasons=None):
     """Resolve, open and cut the reference files of one step for one exposure.
+
+    ``reasons``, a dict when given, receives reftype -> why that file (or N/A) was
+    chosen (:func:`detflow.io.refs.resolve_reference`'s ``explain``).
 
     Returns
     -------
@@ -23,13 +28,23 @@ def open_step_references(step, ds, params, refs_dir=None):
         reftype -> file name (or "N/A"), for the provenance.
     """
     refs, names = {}, {}
+    needed = step.needed_reftypes(ds, params)
     for reftype in step.reftypes:
-        path = resolve_reference(
+        if reftype not in needed:  # jwst decides without it (see StepDef.references_needed)
+            refs[reftype] = None
+            continue
+        override = params.get(f"override_{reftype}")
+        if is_datamodel(override):  # a reference model object, as jwst accepts
+            override = reference_model_path(override, reftype)
+        path, why = resolve_reference(
             reftype.upper(), ds.attrs,
-            override=params.get(f"override_{reftype}"),
+            override=override,
             refs_dir=refs_dir,
             optional=reftype in step.optional_refs,
+            explain=True,
         )
+        if reasons is not None:
+            reasons[reftype] = why
         if path == "N/A":
             refs[reftype], names[reftype] = None, "N/A"
             continue
@@ -51,7 +66,9 @@ def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None):
     params = step.check_params(params)
     if params["skip"]:
         return skipped(ds, step)
-    refs, names = open_step_references(step, ds, params, refs_dir)
+    check_readout(ds)
+    reasons = {}
+    refs, names = open_step_references(step, ds, params, refs_dir, reasons=reasons)
     refs.update(inputs or {})
     if name == "dq_init" and isinstance(params.get("user_supplied_dq"), (str, Path)):
         from detflow.io.refs import read_user_dq
@@ -72,8 +89,8 @@ def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None):
     with dask.config.set({"array.rechunk.method": "tasks"}):
         out = step.apply(ds, refs, params)
     if isinstance(out, dict):  # ramp_fit: {"rate": ..., "rateints": ..., "fitopt": ...}
-        return {k: _with_reference_names(v, step, names) for k, v in out.items()}
-    return _with_reference_names(out, step, names)
+        return {k: _with_reference_names(v, step, names, reasons) for k, v in out.items()}
+    return _with_reference_names(out, step, names, reasons)
 
 
 def _open_persistence_input(refs, names, ds, params):
@@ -153,7 +170,7 @@ def dark_output(ds, params=None, refs_dir=None):
     dark = averaged_dark(ds, ref)
     if dark is None:
         return None
-    out = dark.to_dataset(name="sci")
+    out = dark.to_dataset(name="data")
     if "dq" in ref:  # the DARK's own DQ, as jwst saves it (its groups need not match)
         dq = ref["dq"]
         out["dq"] = dq.rename({d: f"dq_{d}" for d in dq.dims if d not in ("y", "x")})
@@ -163,13 +180,19 @@ def dark_output(ds, params=None, refs_dir=None):
     return out
 
 
-def _with_reference_names(ds, step, names):
-    """Attach the reference file names to the step's provenance entry."""
+def _with_reference_names(ds, step, names, reasons=None):
+    """Attach the reference file names to the step's provenance entry, and why each
+    was chosen (``reference_reasons``: reftype -> reason, written to the products'
+    HISTORY beside the ``R_*`` keywords)."""
     if ds is None:
         return None
     prov = list(ds.attrs.get("provenance") or [])
     if prov and prov[-1].get("step") == step.name:
-        prov[-1] = {**prov[-1], "reference_files": names}
+        entry = {**prov[-1], "reference_files": names}
+        why = {k: v for k, v in (reasons or {}).items() if k in names}
+        if why:
+            entry["reference_reasons"] = why
+        prov[-1] = entry
         ds.attrs["provenance"] = prov
     return ds
 

@@ -21,9 +21,11 @@ from __future__ import annotations
 import pickle
 
 #: Functions that only slice, join, pick or make small arrays: folded into their user.
+#: (``finalize`` joins an array's blocks for the task that takes the whole array, e.g.
+#: a product's writer: see :func:`detflow.runtime.execute.lazy_parts`.)
 LIGHT = frozenset({
     "_getitem", "getitem", "_pick", "concatenate_shaped", "concatenate_arrays",
-    "zeros_like", "and_", "reshape",
+    "zeros_like", "and_", "reshape", "finalize",
 })
 #: Largest constant (pickled bytes) given to each of several users.
 SMALL_CONSTANT = 64 * 1024
@@ -35,6 +37,9 @@ def _is_light(node):
 
     if isinstance(node, (Alias, DataNode)):
         return True
+    if isinstance(node, Task) and node.has_subgraph():  # Dask's fusion of light tasks
+        inner = node.args[0]
+        return isinstance(inner, dict) and all(_is_light(n) for n in inner.values())
     return isinstance(node, Task) and funcname(node.func) in LIGHT
 
 

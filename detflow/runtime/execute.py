@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import dask
+import xarray as xr
 
 from detflow.io import products as writers
 from detflow.steps.jump import scalars_to_attrs
@@ -60,9 +61,68 @@ def compute_and_write(items):
         return []
     products = [(k, ds, p) for k, ds, p in items if k != "zarr"]
     stores = _store_tasks(items)
-    computed = dask.compute(*[ds for _, ds, _ in products], *stores)
-    written = write_computed([(k, p) for k, _, p in products], computed[:len(products)])
-    return written + [("zarr", None, Path(p)) for p in computed[len(products):]]
+    parts = [lazy_parts(ds) for _, ds, _ in products]
+    arrays = [a for _, a in parts]
+    computed = dask.compute(arrays, *stores)
+    datasets = [from_parts(shell, values)
+                for (shell, _), values in zip(parts, computed[0], strict=True)]
+    written = write_computed([(k, p) for k, _, p in products], datasets)
+    return written + [("zarr", None, Path(p)) for p in computed[1:]]
+
+
+def lazy_parts(obj):
+    """``(shell, arrays)``: a lazy Dataset (or DataArray, or any Dask collection) as the
+    Dask arrays of its lazy variables, and a shell holding the rest, from which
+    :func:`from_parts` rebuilds it once the arrays are computed.
+
+    Dask is given the arrays, never a Dataset: a Dataset is one collection whose keys
+    are all its variables', and Dask (2025.4 onwards) optimises such a collection for
+    its one ``finalize`` key alone, so an output variable whose only other user in the
+    same Dataset is a blockwise chain (jump's group DQ, which also gives the PRIMECRS
+    count) is fused into that chain and its key disappears: "Missing dependency" on the
+    threaded scheduler, "FutureCancelledError ... lost dependencies" on a cluster
+    (pydata/xarray#11329). Arrays are each a collection of their own, optimised
+    together, so each keeps its key. (xarray's own ``Dataset.compute`` does the same.)
+    The shell holds no Dask graph: it is small to send to a worker.
+    """
+    if isinstance(obj, xr.DataArray):
+        shell, arrays = lazy_parts(obj.to_dataset(name=_VALUE))
+        return ("dataarray", obj.name, shell), arrays
+    if not isinstance(obj, xr.Dataset):
+        return ("value",), [obj]
+    lazy = [name for name, var in obj.variables.items() if dask.is_dask_collection(var.data)]
+    specs = [(name, name in obj.coords, obj.variables[name].dims,
+              dict(obj.variables[name].attrs), dict(obj.variables[name].encoding))
+             for name in lazy]
+    return (("dataset", obj.drop_vars(lazy), specs, list(obj.data_vars)),
+            [obj.variables[name].data for name in lazy])
+
+
+def from_parts(shell, values):
+    """The object :func:`lazy_parts` took apart, with its lazy arrays' computed
+    ``values`` (in the same order)."""
+    if shell[0] == "value":
+        return values[0]
+    if shell[0] == "dataarray":
+        return from_parts(shell[2], values)[_VALUE].rename(shell[1])
+    _, rest, specs, order = shell
+    if not specs:
+        return rest
+    new = {}
+    for (name, _, dims, attrs, encoding), value in zip(specs, values, strict=True):
+        new[name] = xr.Variable(dims, value, attrs, encoding)
+    coords = {name: new[name] for name, is_coord, *_ in specs if is_coord}
+    out = rest.assign_coords(coords) if coords else rest
+    out = out.assign({name: var for name, var in new.items() if name not in coords})
+    if list(out.data_vars) != order:  # back in the order the Dataset had
+        out = xr.Dataset({name: out.variables[name] for name in order},
+                         coords=out.coords, attrs=out.attrs)
+        out.encoding = dict(rest.encoding)
+    return out
+
+
+#: Name of a DataArray's values in the Dataset :func:`lazy_parts` makes of it.
+_VALUE = "__detflow_value__"
 
 
 def _store_tasks(items):
@@ -94,9 +154,12 @@ def write_computed(targets, datasets):
     return out
 
 
-def _write_on_worker(targets, datasets, stores=()):
-    """The products, written here; ``stores``: the paths of the Zarr stores written
-    chunk by chunk before this task runs."""
+def _write_on_worker(targets, shells, arrays, stores=()):
+    """The products, written here: ``shells`` and the computed ``arrays`` of each
+    (:func:`lazy_parts`); ``stores``: the paths of the Zarr stores written chunk by
+    chunk before this task runs."""
+    datasets = [from_parts(shell, values) for shell, values in zip(shells, arrays,
+                                                                  strict=True)]
     return [(kind, None if path is None else str(path))
             for kind, _, path in write_computed(targets, datasets)] + [
         ("zarr", str(p)) for p in stores]
@@ -114,5 +177,7 @@ def write_task(items, name="write"):
     datasets = [ds for _, ds, _ in products]
     stores = _store_tasks(items)
     key = f"{name}-{tokenize(targets, *datasets, *stores)}"
-    return dask.delayed(_write_on_worker, pure=True)(targets, datasets, stores,
-                                                     dask_key_name=key)
+    parts = [lazy_parts(ds) for ds in datasets]  # arrays, not Datasets (see lazy_parts)
+    return dask.delayed(_write_on_worker, pure=True)(
+        targets, [shell for shell, _ in parts], [arrays for _, arrays in parts], stores,
+        dask_key_name=key)

@@ -9,6 +9,52 @@ as soon as the cluster is up (:func:`on_workers`).
 import importlib
 import os
 
+#: Modules of the compiled kernels every detector1 run calls (saturation, linearity,
+#: jump, ramp fitting). numba compiles them on first use and keeps the result on disk
+#: (``cache=True``); on a fresh install that takes a minute or more. (IPC's kernel is
+#: left out: the step is N/A where no IPC reference applies, e.g. MIRI, so it may never
+#: be compiled.)
+KERNEL_MODULES = ("detflow.kernels.saturation", "detflow.kernels.linearity",
+                  "detflow.kernels._jump_numba", "detflow.kernels._ramp_fit_numba")
+
+
+def uncompiled_kernels(modules=KERNEL_MODULES):
+    """The compiled kernels of ``modules`` that numba's on-disk cache does not hold for
+    their current source and numba's version: what the next run compiles first.
+
+    Parameters
+    ----------
+    modules : sequence of str
+        Module names; their numba functions with ``cache=True`` are checked (those
+        inlined into their callers are not compiled on their own and are skipped).
+
+    Returns
+    -------
+    list of str
+        ``module.function`` names; empty when every kernel is cached (its index file
+        beside the module's ``__pycache__``, or in ``NUMBA_CACHE_DIR``, is present and
+        fresh). Nothing is compiled.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    out = []
+    for name in modules:
+        module = importlib.import_module(name)
+        for attr, obj in vars(module).items():
+            if not isinstance(obj, Dispatcher) or obj.targetoptions.get("inline") not in (
+                    None, "never"):
+                continue
+            cache_file = getattr(getattr(obj, "_cache", None), "_cache_file", None)
+            if cache_file is None:  # not cached on disk: compiled every run anyway
+                continue
+            try:
+                cached = bool(cache_file._load_index())
+            except Exception:  # an unreadable index: numba compiles again
+                cached = False
+            if not cached:
+                out.append(f"{name.rsplit('.', 1)[-1]}.{attr}")
+    return out
+
 
 def import_pipeline():
     """Import the modules detector1's tasks run; returns their number."""

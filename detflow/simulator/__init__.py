@@ -9,7 +9,17 @@
   READNOISE, IPC (NIR), RESET and RSCD (MIRI) in the JWST reference formats;
 * ``outdir/<root>_truth.fits`` -- the noiseless count rate (DN/s) a perfect
   calibration recovers (extension ``SCI``; sky and sources, dark excluded);
-* ``outdir/manifest.json`` -- reference type -> file, plus the exposure facts.
+* ``outdir/manifest.json`` -- one entry per exposure simulated into ``outdir``
+  (``"exposures": {"<root>_uncal.fits": {facts, "references": {reftype: file}}}``,
+  merged, so simulations sharing a folder keep each other's), and the latest
+  simulation's facts and references at the top (the older single-exposure form).
+
+Several simulations may share a folder: the reference files carry the seed in
+their names (``jwst_nircam_gain_nrca1_s2.fits``), a seed other than 1 is in the
+default root (``jw01234001001_01101_00001_nrca1_s2``), and
+:func:`detflow.io.refs.resolve_reference` takes an exposure's references from its
+manifest entry before it searches ``refs/``, so each exposure is calibrated with
+its own references whatever else the folder holds.
 
 The physics is in :mod:`detflow.simulator.physics`.
 """
@@ -29,6 +39,9 @@ from detflow.simulator.instruments import DETECTORS
 __all__ = ["simulate", "SimulatedExposure"]
 
 REF_USEAFTER = "2022-01-01T00:00:00"
+AVDRKCUR_CHOICES = ("scalar", "map", "both", "none")
+REF_SHAPE_CHOICES = ("full", "subarray")
+DQ_DEF_CHOICES = ("standard", "compressed", "none")
 MJD_START = 60300.25
 
 
@@ -59,6 +72,10 @@ def simulate(
     snowballs=2,
     zeroframe=None,
     root=None,
+    avdrkcur="scalar",
+    ref_shape="full",
+    dq_def="standard",
+    gain_factor=None,
 ):
     """Simulate one exposure and its reference files into ``outdir``.
 
@@ -67,8 +84,8 @@ def simulate(
     instrument : {"nircam", "miri"}
     outdir : str or Path
     subarray : str
-        ``FULL``, ``SUB640``, ``SUB320``, ``SUB160``, ``SUBGRISM64``,
-        ``SUBGRISM128`` (NIRCam) or ``FULL`` (MIRI).
+        ``FULL``, ``SUB640``, ``SUB320``, ``SUB160``, ``SUB160P`` (at SUBSTRT 1889,
+        1889), ``SUBGRISM64``, ``SUBGRISM128`` (NIRCam) or ``FULL`` (MIRI).
     readpatt : str, optional
         Read pattern (default ``RAPID`` for NIRCam, ``FAST`` for MIRI).
     ngroups, nints : int
@@ -80,7 +97,27 @@ def simulate(
     zeroframe : bool, optional
         Write a ZEROFRAME extension (default: NIRCam patterns with NFRAMES > 1).
     root : str, optional
-        File root name (default a JWST-like name for the detector).
+        File root name (default a JWST-like name for the detector, with ``_s<seed>``
+        appended when ``seed`` is not 1, so simulations of several seeds into one
+        folder do not overwrite each other's exposure).
+    avdrkcur : {"scalar", "map", "both", "none"}
+        How the DARK carries the average dark current (e-/s), as CRDS darks do: the
+        ``AVDRKCUR`` keyword (``meta.exposure.average_dark_current``), a 2-D
+        ``AVDRKCUR`` extension, both, or neither (older files).
+    ref_shape : {"full", "subarray"}
+        Full-frame references (cut by jwst with SUBSTRT/SUBSIZE), or references in the
+        science subarray's shape and corner (as CRDS has for some subarrays). The DARK
+        (and MIRI's RESET) always have the science shape: jwst never cuts them.
+    dq_def : {"standard", "compressed", "none"}
+        The ``DQ_DEF`` table of the references with DQ (MASK, SATURATION, SUPERBIAS,
+        LINEARITY, DARK, RESET): the standard JWST bit values (as CRDS files carry),
+        compressed bit planes (``VALUE`` = 1, 2, 4, ... in the file, translated to the
+        standard flags by ``NAME`` on reading, as stdatamodels does), or no table.
+    gain_factor : float, optional
+        Written as the GAIN file's ``GAINFACT`` (``meta.exposure.gain_factor``, which
+        NIRSpec IRS2 gain files carry): ramp_fit copies it into the products and
+        gain_scale multiplies the rates by it (the truth stays unscaled). Default: none,
+        as NIRCam and MIRI gain files have, and gain_scale is skipped.
 
     Returns
     -------
@@ -108,6 +145,13 @@ def simulate(
     ngroups, nints = int(ngroups), int(nints)
     if ngroups < 1 or nints < 1:
         raise ParameterError("ngroups and nints must be at least 1")
+    for name, value, choices in (("avdrkcur", avdrkcur, AVDRKCUR_CHOICES),
+                                 ("ref_shape", ref_shape, REF_SHAPE_CHOICES),
+                                 ("dq_def", dq_def, DQ_DEF_CHOICES)):
+        if value not in choices:
+            raise ParameterError(f"{name}={value!r}: choose one of {', '.join(choices)}")
+    if gain_factor is not None and not (np.isfinite(gain_factor) and gain_factor > 0):
+        raise ParameterError(f"gain_factor={gain_factor!r}: give a positive number")
     sub = det.subarrays[subarray]
     outdir = Path(outdir)
     refdir = outdir / "refs"
@@ -116,6 +160,8 @@ def simulate(
         root = f"jw01234001001_01101_00001_{det.detector.lower()}"
         if det.is_miri:
             root = "jw01234002001_01101_00001_mirimage"
+        if seed != 1:
+            root = f"{root}_s{seed}"
 
     maps = physics.make_detector_maps(det, seed)
     sim = physics.simulate_ramps(
@@ -126,7 +172,9 @@ def simulate(
     _write_uncal(uncal, det, sub, readpatt, ngroups, nints, sim)
     truth = outdir / f"{root}_truth.fits"
     _write_truth(truth, sim["truth"], det, sub)
-    refs = _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed)
+    refs = _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed,
+                             avdrkcur=avdrkcur, ref_shape=ref_shape, dq_def=dq_def,
+                             gain_factor=gain_factor)
 
     manifest = outdir / "manifest.json"
     content = {
@@ -142,9 +190,42 @@ def simulate(
         "cosmic_ray_hits": int(sim["ncr"]),
         "references": {k: str(Path("refs") / v.name) for k, v in refs.items()},
     }
-    with atomic_path(manifest) as tmp:
-        tmp.write_text(json.dumps(content, indent=2) + "\n")
+    _write_manifest(manifest, content)
     return SimulatedExposure(uncal, truth, refs, manifest, time.perf_counter() - t0)
+
+
+def _write_manifest(path, content):
+    """Merge one exposure's entry (``content``, keyed by its ``uncal`` name) into the
+    folder's manifest, atomically and under a lock on the folder, so simulations
+    sharing a folder (even at once) keep each other's entries; the latest one's facts
+    stay at the top as well (the single-exposure form older readers know)."""
+    import contextlib
+    import os
+
+    path = Path(path)
+    with contextlib.ExitStack() as stack:
+        try:
+            import fcntl
+
+            fd = os.open(path.parent, os.O_RDONLY)
+            stack.callback(os.close, fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+        except (ImportError, OSError):  # no advisory locks here: merge without one
+            pass
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = {}
+        old = old if isinstance(old, dict) else {}
+        exposures = old.get("exposures") if isinstance(old.get("exposures"), dict) else {}
+        if isinstance(old.get("uncal"), str) and old["uncal"] not in exposures:
+            # a manifest of the single-exposure form: its exposure becomes an entry
+            exposures[old["uncal"]] = {k: v for k, v in old.items() if k != "exposures"}
+        exposures[content["uncal"]] = dict(content)
+        merged = {**content, "exposures": dict(sorted(exposures.items()))}
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 def _save_model(model, path):
@@ -302,7 +383,50 @@ def _ref_meta(model, reftype, det, sub, description):
     m.subarray.fastaxis, m.subarray.slowaxis = det.fastaxis, det.slowaxis
 
 
-def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed):
+def _dq_def_table(model, dq, style):
+    """A ``DQ_DEF`` table naming every flag set in ``dq`` (and DO_NOT_USE), as CRDS
+    reference files carry one; ``compressed`` numbers the planes 1, 2, 4, ... (the
+    model's save then packs the DQ into them)."""
+    from stdatamodels.jwst.datamodels.dqflags import pixel
+
+    used = int(np.bitwise_or.reduce(np.asarray(dq, dtype=np.uint32).ravel())) | 1
+    rows = []
+    for name, value in sorted(pixel.items(), key=lambda kv: kv[1]):
+        if value and used & value and value & (value - 1) == 0:
+            bit = len(rows) if style == "compressed" else value.bit_length() - 1
+            rows.append((bit, 1 << bit, name, f"{name.lower().replace('_', ' ')}"))
+            used &= ~value
+    return np.array(rows, dtype=_table_dtype(model, "dq_def"))
+
+
+def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed, *,
+                      avdrkcur="scalar", ref_shape="full", dq_def="standard",
+                      gain_factor=None):
+    """Write the reference files (see :func:`simulate` for the variants).
+
+    What a detector1 step of jwst 3.0.0 reads from each file, and what is written here:
+
+    ============  ==========================================================  =========
+    reftype       read by jwst 3.0.0 (keyword / extension)                    variants
+    ============  ==========================================================  =========
+    every file    REFTYPE, INSTRUME, DETECTOR, USEAFTER (selection);          ref_shape
+                  SUBSTRT1/2, SUBSIZE1/2 (cutting a full-frame file)
+    MASK          DQ, DQ_DEF (stdatamodels translates DQ through it)          dq_def
+    SATURATION    SCI (NaN -> NO_SAT_CHECK), DQ, DQ_DEF                       dq_def
+    SUPERBIAS     SCI (NaN -> 0), DQ, DQ_DEF (saturation and superbias)       dq_def
+    LINEARITY     COEFFS (NaN -> NO_LIN_CORR), INV_COEFFS (NFRAMES > 1), DQ,  dq_def
+                  DQ_DEF
+    DARK          SCI, DQ, DQ_DEF; NFRAMES, GROUPGAP, NGROUPS; the average    avdrkcur,
+                  dark current: AVDRKCUR keyword and/or 2-D AVDRKCUR          dq_def
+                  extension (science shape, never cut)
+    GAIN          SCI (<= 0 or NaN -> NO_GAIN_VALUE), GAINFACT (ramp_fit      ref_shape,
+                  copies it, gain_scale applies it)                           gain_factor
+    READNOISE     SCI                                                         ref_shape
+    IPC           SCI (3x3 kernel, or 4-D per pixel)
+    RESET (MIRI)  SCI, DQ, DQ_DEF; NGROUPS, NINTS (science shape)             dq_def
+    RSCD (MIRI)   RSCD_GROUP_SKIP table (SUBARRAY, READPATT, GROUP_SKIP(1))
+    ============  ==========================================================  =========
+    """
     from stdatamodels.jwst import datamodels as dm
 
     from detflow import dqflags
@@ -312,26 +436,41 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed):
     tag = f"{det.detector.lower()}_s{seed}"
     refs = {}
     f32 = np.float32
+    ys = slice(sub.ystart - 1, sub.ystart - 1 + sub.ysize)
+    xs = slice(sub.xstart - 1, sub.xstart - 1 + sub.xsize)
+    cut_to_sub = ref_shape == "subarray" and sub.name != "FULL"
+    shape_tag = f"_{sub.name.lower()}" if cut_to_sub else ""
 
-    def save(reftype, model, name, region=full, description=None):
+    def cut(array):
+        """A full-frame map (..., y, x), cut to the science region when asked."""
+        return np.ascontiguousarray(array[..., ys, xs]) if cut_to_sub else array
+
+    def save(reftype, model, name, region=None, description=None):
+        if region is None:
+            region = sub if cut_to_sub else full
         _ref_meta(model, reftype, det, region, description or f"simulated {reftype}")
+        if dq_def != "none" and model.hasattr("dq") and "dq_def" in model._schema.get(
+                "properties", {}):
+            model.dq_def = _dq_def_table(model, model.dq, dq_def)
         path = refdir / f"jwst_{det.instrument.lower()}_{reftype.lower()}_{name}.fits"
         _save_model(model, path)
         refs[reftype] = path
 
-    save("MASK", dm.MaskModel(dq=maps.mask_dq), tag)
+    tag_shaped = tag + shape_tag
+    save("MASK", dm.MaskModel(dq=cut(maps.mask_dq)), tag_shaped)
 
     sat = maps.saturation.copy()
     sat[maps.nan_sat] = np.nan
     sat_dq = np.where(maps.nan_sat, dqflags.NO_SAT_CHECK, 0).astype(np.uint32)
-    save("SATURATION", dm.SaturationModel(data=sat, dq=sat_dq), tag)
+    save("SATURATION", dm.SaturationModel(data=cut(sat), dq=cut(sat_dq)), tag_shaped)
 
     if not det.is_miri:
         bias = maps.bias.copy()
         bias[maps.nan_bias] = np.nan
         bias_dq = np.where(maps.nan_bias, dqflags.UNRELIABLE_BIAS, 0).astype(np.uint32)
-        sb = dm.SuperBiasModel(data=bias, err=np.full(bias.shape, 1.0, f32), dq=bias_dq)
-        save("SUPERBIAS", sb, tag)
+        sb = dm.SuperBiasModel(data=cut(bias), err=cut(np.full(bias.shape, 1.0, f32)),
+                               dq=cut(bias_dq))
+        save("SUPERBIAS", sb, tag_shaped)
 
     ncoef = physics.LINEARITY_NCOEFFS
     ny, nx = det.full_shape
@@ -350,28 +489,29 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed):
         coeffs[3] = b
     coeffs[:, maps.nan_lin] = np.nan
     lin_dq = np.where(maps.nan_lin, dqflags.NO_LIN_CORR, 0).astype(np.uint32)
-    linearity = dm.LinearityModel(coeffs=coeffs, dq=lin_dq)
+    linearity = dm.LinearityModel(coeffs=cut(coeffs), dq=cut(lin_dq))
     if not det.is_miri:
         # INV_COEFFS (linearised -> raw) for jwst's read-level correction of NFRAMES > 1 groups
         qmax = 1.05 * float(maps.full_well.max())
-        linearity.inv_coeffs = physics.inverse_linearity_coeffs(a, b, qmax).astype(f32)
-    save("LINEARITY", linearity, tag)
+        linearity.inv_coeffs = cut(physics.inverse_linearity_coeffs(a, b, qmax).astype(f32))
+    save("LINEARITY", linearity, tag_shaped)
 
-    save("GAIN", dm.GainModel(data=maps.gain.copy()), tag)
-    save("READNOISE", dm.ReadnoiseModel(data=maps.readnoise.copy()), tag)
+    gain = dm.GainModel(data=cut(maps.gain.copy()))
+    if gain_factor is not None:
+        gain.meta.exposure.gain_factor = float(gain_factor)
+    save("GAIN", gain, tag_shaped)
+    save("READNOISE", dm.ReadnoiseModel(data=cut(maps.readnoise.copy())), tag_shaped)
 
     if det.ipc_alpha:
         a_ipc = det.ipc_alpha
         kernel = np.array(
             [[0, -a_ipc, 0], [-a_ipc, 1 + 4 * a_ipc, -a_ipc], [0, -a_ipc, 0]], f32
         )
-        save("IPC", dm.IPCModel(data=kernel), tag)
+        save("IPC", dm.IPCModel(data=kernel), tag, region=full)
 
     # DARK: jwst never cuts the dark to a subarray, so it has the science region.
     tframe = sim["tframe"]
     nframes, groupgap = sim["nframes"], sim["groupgap"]
-    ys = slice(sub.ystart - 1, sub.ystart - 1 + sub.ysize)
-    xs = slice(sub.xstart - 1, sub.xstart - 1 + sub.xsize)
     rate = maps.dark_rate[ys, xs]
     if det.is_miri:
         ndark = ngroups  # MIRI darks are per integration with the science pattern
@@ -397,6 +537,13 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed):
         dark.meta.exposure.ngroups = ndark
     dark.meta.exposure.nframes = 1
     dark.meta.exposure.groupgap = 0
+    # the average dark current in e-/s, as CRDS darks carry it (keyword and/or map)
+    e_rate = (rate * maps.gain[ys, xs]).astype(f32)
+    if avdrkcur in ("scalar", "both"):
+        dark.meta.exposure.average_dark_current = float(np.median(e_rate[e_rate > 0])) \
+            if (e_rate > 0).any() else 0.0
+    if avdrkcur in ("map", "both"):
+        dark.average_dark_current = e_rate
     save("DARK", dark, f"{tag}_{sub.name.lower()}", region=sub)
 
     if det.is_miri:
@@ -413,7 +560,7 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed):
         rm.meta.exposure.readpatt = "ANY"
         rm.meta.exposure.ngroups = physics.RESET_NGROUPS
         rm.meta.exposure.nints = physics.RESET_NINTS
-        save("RESET", rm, tag)
+        save("RESET", rm, tag, region=full)
 
         rscd = dm.RSCDModel()
         rows = [
@@ -425,5 +572,5 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed):
         rscd.rscd_group_skip_table = np.array(
             rows, dtype=_table_dtype(rscd, "rscd_group_skip_table")
         )
-        save("RSCD", rscd, tag)
+        save("RSCD", rscd, tag, region=full)
     return refs

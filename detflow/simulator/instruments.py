@@ -48,6 +48,9 @@ NIRCAM_SUBARRAYS = {
     "SUB640": Subarray("SUB640", 1, 1, 640, 640, 1),
     "SUB320": Subarray("SUB320", 1, 1, 320, 320, 1),
     "SUB160": Subarray("SUB160", 1, 1, 160, 160, 1),
+    # in the far corner, as NIRCam's point-source subarrays are: its reference pixels
+    # are the top rows and right columns, and references are cut at SUBSTRT 1889
+    "SUB160P": Subarray("SUB160P", 1889, 1889, 160, 160, 1),
     # grism time-series stripe read through all four outputs
     "SUBGRISM64": Subarray("SUBGRISM64", 1, 1, 2048, 64, 4),
     "SUBGRISM128": Subarray("SUBGRISM128", 1, 1, 2048, 128, 4),

@@ -127,11 +127,15 @@ def make_detector_maps(det, seed):
     lowqe = pick(3e-4)
     mask[lowqe] |= dqflags.LOW_QE
     qe[lowqe] = rng.uniform(0.3, 0.7, lowqe.sum()).astype(f32)
-    nan_sat = pick(5e-6)
-    nan_lin = pick(5e-6)
-    nan_bias = pick(5e-6) if not det.is_miri else np.zeros((ny, nx), bool)
-    nogain = pick(3e-6)
+    # NaNs where the references have no value, as CRDS files have them; frequent
+    # enough (about 5 of each in a 160 x 160 subarray) that every simulated region
+    # has some, so each case of each step meets them
+    nan_sat = pick(2e-4)
+    nan_lin = pick(2e-4)
+    nan_bias = pick(2e-4) if not det.is_miri else np.zeros((ny, nx), bool)
+    nogain = pick(2e-4)
     gain[nogain] = 0.0
+    gain[nogain & (rng.random((ny, nx)) < 0.5)] = np.nan  # no value: zero or NaN
 
     # reference pixels see no light and no dark current
     qe[refpix] = 0.0

@@ -24,7 +24,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from detflow.errors import ParameterError
+from detflow.errors import InputFileError, ParameterError
 
 #: Parameters every jwst step has (stpipe's generic spec), with jwst's defaults.
 GENERIC_PARAMS = {
@@ -117,6 +117,17 @@ class StepDef:
     #: statistics may be involved). The graph builder uses it to compute refpix's
     #: reference lines apart from the tiles (:func:`detflow.pipeline.builder.reference_lines`).
     reference_pixels: str = ""
+    #: ``(ds, params) -> reference types`` the step reads for this input, where jwst
+    #: decides before reading any (jump skips a ramp of 2 groups or fewer; gain_scale
+    #: uses a gain factor the input already carries); None: every type of ``reftypes``.
+    #: The others are given to ``apply`` as None and never resolved.
+    references_needed: Callable[..., tuple] | None = None
+
+    def needed_reftypes(self, ds, params):
+        """The reference types to resolve for ``ds`` (see :attr:`references_needed`)."""
+        if self.references_needed is None:
+            return tuple(self.reftypes)
+        return tuple(self.references_needed(ds, params))
 
     def defaults(self):
         """Every parameter (generic, reference overrides, step-specific) with its default."""
@@ -209,3 +220,40 @@ def rechunk_spatial_like(arr, like):
     """Rechunk ``arr`` ``(..., y, x)`` to the y/x chunks of ``like``, other axes whole."""
     lead = {i: -1 for i in range(arr.ndim - 2)}
     return arr.rechunk({**lead, arr.ndim - 2: like.chunks[-2], arr.ndim - 1: like.chunks[-1]})
+
+
+def has_zeroframe(ds):
+    """Whether jwst's steps correct the ZEROFRAME: ``meta.exposure.zero_frame`` (ZEROFRAM;
+    absent counts as False) and the array. (ramp_fit uses the array whatever ZEROFRAM
+    says.)"""
+    return bool(ds.attrs.get("zeroframe")) and "zeroframe" in ds
+
+
+def check_readout(ds):
+    """Refuse the readouts detflow does not calibrate yet, before any step runs on them:
+    NIRCam/NIRISS multistripe (``MSTR_RD1`` set) and superstripe (``SSTR_NST`` > 0)
+    subarrays. jwst cuts every reference file stripe by stripe for them (and gives
+    superstripes a 3-D PIXELDQ); a plain rectangular cut would give wrong numbers
+    without a word.
+
+    Raises
+    ------
+    InputFileError
+        Naming the exposure and the keyword.
+    """
+    headers = [ds.attrs.get("primary_header") or {}, ds.attrs.get("sci_header") or {}]
+
+    def value(keyword):
+        found = next((h[keyword] for h in headers if h.get(keyword) is not None), None)
+        return found[0] if isinstance(found, list | tuple) else found
+
+    problem = None
+    if value("MSTR_RD1") is not None:
+        problem = f"a multistripe subarray readout (MSTR_RD1 = {value('MSTR_RD1')})"
+    elif (nstripe := value("SSTR_NST")) is not None and int(nstripe) > 0:
+        problem = f"a superstripe subarray readout (SSTR_NST = {nstripe})"
+    if problem:
+        raise InputFileError(
+            ds.attrs.get("source") or "the exposure",
+            f"{problem}: detflow does not calibrate these yet (jwst cuts each reference "
+            "file stripe by stripe); use jwst's Detector1Pipeline for this exposure")

@@ -87,8 +87,9 @@ def set_average_dark_current(out, ds, ref, params):
     had_value = AVERAGE_DARK_CURRENT in ds or ds.attrs.get(AVERAGE_DARK_CURRENT) is not None
     applied = amap if had_value else xr.zeros_like(amap)
     # jwst tests np.sum(map) == 0.0 on the float32 map; the sum here is float64, which
-    # differs only for a map whose float32 pairwise sum cancels exactly (never in practice)
-    nonzero = amap.astype(np.float64).sum() != 0.0
+    # differs only for a map whose float32 pairwise sum cancels exactly (never in practice).
+    # A NaN in the map makes the sum NaN, which is "not 0" for jwst: NaNs are not skipped.
+    nonzero = amap.astype(np.float64).sum(skipna=False) != 0.0
     out.attrs[AVERAGE_DARK_CURRENT] = scalar
     out[AVERAGE_DARK_CURRENT] = xr.where(nonzero, applied, np.float32(scalar)).astype(
         np.float32)

@@ -18,6 +18,8 @@ def apply(ds, refs, params):
     ``params["user_supplied_dq"]`` may be an array ``(ny, nx)`` (the pipeline layer
     opens a user file and passes its DQ array here).
     """
+    if refs.get("mask") is None:  # override_mask="N/A": jwst skips the step
+        return record(as_float32(ds), STEP, "SKIPPED", params, reason="no MASK reference file")
     mask = refs["mask"]["dq"].astype(np.uint32)
     user = params.get("user_supplied_dq")
     if isinstance(user, str):

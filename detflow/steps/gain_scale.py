@@ -1,13 +1,13 @@
 """gain_scale: rescale count rates taken with a non-standard gain (jwst ``GainScaleStep``).
 
-Works on a rate-like Dataset (``rate``: variables ``sci``, ``err``, ``var_poisson``,
+Works on a rate-like Dataset (``rate``: variables ``data``, ``err``, ``var_poisson``,
 ``var_rnoise``, ``dq`` on ``(y, x)``; ``rateints``: the same on ``(integration, y, x)``).
 
 The gain factor is ``attrs["gain_factor"]`` when set (ramp_fit copies the GAIN file's
 GAINFACT there, as jwst's ``meta.exposure.gain_factor``; a product read from FITS may
 carry it as the ``GAINFACT`` keyword of its primary header), else the GAIN reference's
 GAINFACT (``attrs["gain_factor"]`` of the reference). With a factor ``g``:
-``sci *= g`` and ``err *= g`` (float32 times ``g`` rounded to float32, as NumPy does with
+``data *= g`` and ``err *= g`` (float32 times ``g`` rounded to float32, as NumPy does with
 a Python float), ``var_poisson *= g**2`` and ``var_rnoise *= g**2`` (``g**2`` computed in
 float64, then rounded to float32), and ``attrs["gain_factor"] = g``. Without a factor
 the step is SKIPPED (the usual case: only NIRSpec has non-standard gain settings).
@@ -32,13 +32,18 @@ def gain_factor(ds, ref):
     return None if value is None else float(value)
 
 
+def _references_needed(ds, params):
+    """jwst reads the GAIN only when the input carries no gain factor."""
+    return () if gain_factor(ds, None) is not None else ("gain",)
+
+
 def apply(ds, refs, params):
     """Lazy gain_scale (see the module docstring)."""
     factor = gain_factor(ds, refs.get("gain"))
     if factor is None:
         return record(ds, STEP, "SKIPPED", params, reason="GAINFACT not found")
     out = ds.copy()
-    for name in ("sci", "err"):
+    for name in ("data", "err"):
         if name in out:
             out[name] = out[name] * np.float32(factor)
     square = np.float32(factor**2)
@@ -55,6 +60,7 @@ STEP = StepDef(
     class_name="GainScaleStep",
     cal_step="gain_scale",
     reftypes=("gain",),
+    references_needed=_references_needed,
     params={},
     apply=apply,
 )

@@ -414,11 +414,17 @@ def scalars_to_attrs(ds):
     return out
 
 
+def _references_needed(ds, params):
+    """jwst skips a ramp of 2 groups or fewer before it reads GAIN and READNOISE."""
+    return () if ds.sizes["group"] <= 2 else ("gain", "readnoise")
+
+
 STEP = StepDef(
     name="jump",
     class_name="JumpStep",
     cal_step="jump",
     reftypes=("gain", "readnoise"),
+    references_needed=_references_needed,
     params={
         "rejection_threshold": Param("float", 4.0, "CR sigma rejection threshold", minimum=0),
         "three_group_rejection_threshold": Param("float", 6.0, "CR sigma rejection threshold",

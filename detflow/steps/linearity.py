@@ -24,8 +24,14 @@ import numpy as np
 
 from detflow import dqflags
 from detflow.kernels import linearity as kernel
-from detflow.steps.base import StepDef, as_float32, dask_array, rechunk_spatial_like, record
-from detflow.steps.superbias import has_zeroframe
+from detflow.steps.base import (
+    StepDef,
+    as_float32,
+    dask_array,
+    has_zeroframe,
+    rechunk_spatial_like,
+    record,
+)
 
 
 def uses_read_level(ds, ref):

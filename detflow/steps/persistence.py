@@ -24,6 +24,8 @@ Inputs and outputs beyond the ramp. The step never opens a file:
   with the products and write with :func:`detflow.io.persistence.write_persistence_array`.
 """
 
+import logging
+
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -33,6 +35,8 @@ from detflow.contract import DIMS
 from detflow.errors import ParameterError
 from detflow.kernels import persistence as kp
 from detflow.steps.base import Param, StepDef, as_float32, dask_array, record
+
+log = logging.getLogger(__name__)
 
 #: name of the outgoing window array in the step's result
 OUTPUT_VARIABLE = "persistence_array"
@@ -133,6 +137,14 @@ def apply(ds, refs, params):
     ptime = params.get("persistence_time")
     out = as_float32(ds)
     if ptime is None or ptime <= 0.0:
+        log.warning(
+            "persistence: %s, so the step is recorded FAILED and the data are unchanged "
+            "(give persistence_time=SECONDS; command line: "
+            "--steps.persistence.persistence_time=SECONDS)",
+            "persistence_time is not set" if ptime is None
+            else f"persistence_time={ptime} is not positive")
+        # jwst resets a zero or negative persistence_time to None before it fails
+        params = {**params, "persistence_time": None}
         return record(out, STEP, "FAILED", params, reason="invalid persistence_time")
     nints, ngroups, ny, nx = (int(ds.sizes[d]) for d in DIMS)
     incoming = _incoming(refs, ny, nx)

@@ -10,7 +10,7 @@ Unlike the other steps, ``apply`` returns the products, not a ramp::
 
     {"rate": Dataset, "rateints": Dataset, "fitopt": Dataset or None}
 
-* ``rate``: ``sci``, ``err``, ``dq`` (uint32), ``var_poisson``, ``var_rnoise`` on
+* ``rate``: ``data``, ``err``, ``dq`` (uint32), ``var_poisson``, ``var_rnoise`` on
   ``(y, x)``; ``rateints``: the same on ``(integration, y, x)``; both with the input's
   attrs (tables included), ``bunit`` ``DN/s``, ``gain_factor`` from the GAIN file
   when it has one, and ``cal_step.ramp_fit = COMPLETE``; any 0-d variable of the
@@ -56,7 +56,7 @@ LIKELY_MIN_NGROUPS = 4
 NO_PRODUCT = "no_product"
 
 #: Output variable name -> stcal key, for rate and rateints.
-RATE_VARIABLES = {"sci": "slope", "err": "err", "dq": "dq", "var_poisson": "var_poisson",
+RATE_VARIABLES = {"data": "slope", "err": "err", "dq": "dq", "var_poisson": "var_poisson",
                   "var_rnoise": "var_rnoise"}
 
 
@@ -109,7 +109,8 @@ def apply(ds, refs, params):
     ds : xarray.Dataset
         Ramp with ``data`` ``(nints, ngroups, ny, nx)``, ``groupdq``, ``pixeldq``, and
         optionally ``zeroframe`` ``(nints, ny, nx)`` and ``average_dark_current``
-        ``(ny, nx)`` (DN/s; 0 when absent).
+        ``(ny, nx)`` (DN/s); without that variable, ``attrs["average_dark_current"]``
+        (the dark step's scalar) fills it, and 0 when neither is set.
     refs : dict
         ``readnoise`` and ``gain``: Datasets with ``sci`` ``(ny, nx)``.
     params : dict
@@ -156,7 +157,11 @@ def apply(ds, refs, params):
         dark = dask_array(ds["average_dark_current"].transpose("y", "x").data, chunks=(yc, xc))
         dark = dark.astype(np.float32)
     else:
-        dark = da.zeros((ny, nx), dtype=np.float32, chunks=(yc, xc))
+        # jwst's dark_current fills RampModel.average_dark_current with the scalar (the
+        # step parameter or the DARK's AVDRKCUR keyword); never set, stcal uses zeros
+        scalar = ds.attrs.get("average_dark_current")
+        dark = da.full((ny, nx), np.float32(0.0 if scalar is None else scalar),
+                       dtype=np.float32, chunks=(yc, xc))
     if "zeroframe" in ds:
         zf = dask_array(ds["zeroframe"].transpose("integration", "y", "x").data,
                       (nints, yc, xc)).astype(np.float32)

@@ -33,7 +33,7 @@ import numpy as np
 from detflow import dqflags
 from detflow.errors import DetflowError, ParameterError
 from detflow.kernels import refpix as k
-from detflow.steps.base import Param, StepDef, as_float32, record, skipped
+from detflow.steps.base import Param, StepDef, as_float32, has_zeroframe, record, skipped
 
 
 def _not_implemented(what):
@@ -309,7 +309,7 @@ def apply(ds, refs, params):
                                    "lines the statistics read")
     corrected = _correct(data.data, pdq, geo, regime64, ds, params, fullframe, lines)
     out["data"] = (data.dims, corrected)
-    if "zeroframe" in out and bool(ds.attrs.get("zeroframe", True)):
+    if has_zeroframe(out):  # ZEROFRAM absent: False, as jwst reads it
         zf = out["zeroframe"].transpose("integration", "y", "x")
         zregime = np.full((zf.shape[0], 1), fullframe and use_side)
         zc = _correct(zf.data[:, None], pdq, geo, zregime, ds, params, fullframe)[:, 0]

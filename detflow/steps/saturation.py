@@ -18,7 +18,15 @@ import xarray as xr
 from detflow import dqflags
 from detflow.contract import DIMS
 from detflow.kernels import saturation as kern
-from detflow.steps.base import Param, StepDef, as_float32, dask_array, record, skipped
+from detflow.steps.base import (
+    Param,
+    StepDef,
+    as_float32,
+    dask_array,
+    has_zeroframe,
+    record,
+    skipped,
+)
 from detflow.steps.halo import map_halo
 
 #: The DQ bits the kernels need, passed to them explicitly.
@@ -86,7 +94,7 @@ def apply(ds, refs, params):
     )
     out["pixeldq"] = pdq_xr.copy(data=pdq).transpose(*out["pixeldq"].dims)
 
-    if "zeroframe" in out and ds.attrs.get("zeroframe"):
+    if has_zeroframe(out):
         zf_xr = out["zeroframe"].transpose("integration", "y", "x")
         zint = zf_xr.data.chunks[0] if isinstance(zf_xr.data, da.Array) else -1
         zf = dask_array(zf_xr, chunks=(zint, ychunks, xchunks))

@@ -8,7 +8,8 @@
 
 jwst records SKIPPED when the SUPERBIAS reference is N/A. Superstripe exposures
 (``SSTR_NST > 0``, a 3-D superbias per stripe and a 3-D PIXELDQ) do not fit detflow's
-data contract and are refused.
+data contract and are refused before any step runs
+(:func:`detflow.steps.base.check_readout`).
 
 Chunk contract: blockwise, no halo; the SUPERBIAS is cut and chunked like the exposure.
 The work is lazy xarray arithmetic (no kernel needed).
@@ -17,13 +18,7 @@ The work is lazy xarray arithmetic (no kernel needed).
 import numpy as np
 import xarray as xr
 
-from detflow.errors import ParameterError
-from detflow.steps.base import StepDef, as_float32, record
-
-
-def has_zeroframe(ds):
-    """Whether jwst would treat the ZEROFRAME (``meta.exposure.zero_frame`` and the array)."""
-    return bool(ds.attrs.get("zeroframe")) and "zeroframe" in ds
+from detflow.steps.base import StepDef, as_float32, has_zeroframe, record
 
 
 def apply(ds, refs, params):
@@ -32,9 +27,6 @@ def apply(ds, refs, params):
     ref = refs.get("superbias")
     if ref is None:
         return record(out, STEP, "SKIPPED", params, reason="no SUPERBIAS reference file")
-    nstripe = (ds.attrs.get("primary_header") or {}).get("SSTR_NST")
-    if nstripe not in (None, 0) and int(nstripe) > 0:
-        raise ParameterError("superbias: superstripe exposures (SSTR_NST > 0) are not supported")
     bias = ref["sci"].astype(np.float32).transpose("y", "x")
     bias = xr.where(np.isnan(bias), np.float32(0.0), bias).astype(np.float32)
     out["data"] = (out["data"] - bias).transpose(*ds["data"].dims)
