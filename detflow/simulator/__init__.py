@@ -259,6 +259,48 @@ def _exposure_times(det, sub, readpatt, ngroups, nints, tframe):
 
 
 def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim):
+    """Write the level-1b exposure.
+
+    What a near-IR detector1 step of jwst 3.0.0 (with stcal) reads from the science
+    exposure, all written here (primary-header keywords unless named an extension):
+
+    ================  ==========================================================
+    step              read by jwst 3.0.0
+    ================  ==========================================================
+    (pipeline)        INSTRUME (step order); EXP_TYPE (FGS guide types open as
+                      GuiderRawModel); SSTR_NST > 0 (superstripe model); CRDS
+                      selectors INSTRUME DETECTOR EXP_TYPE READPATT SUBARRAY FILTER
+                      PUPIL DATE-OBS TIME-OBS
+    every cut of a    SUBSTRT1/2, SUBSIZE1/2 (absent: ValueError); MSTR_RD1 ...
+    reference         (multistripe cut); the data shape replaces SUBSIZE
+    group_scale       NFRAMES, FRMDIVSR (equal or None: SKIPPED); SCI
+    dq_init           SCI, PIXELDQ, GROUPDQ (absent: zeros); EXP_TYPE
+    saturation        NGROUPS, NFRAMES (read pattern; GROUPGAP ignored), ZEROFRAM
+                      and ZEROFRAME, SCI/PIXELDQ/GROUPDQ
+    ipc               INSTRUME, SUBSTRT/SUBSIZE (reference-pixel borders)
+    superbias         ZEROFRAM and ZEROFRAME, SSTR_NST
+    refpix            INSTRUME, DETECTOR, SUBARRAY, SUBSTRT/SUBSIZE, NOUTPUTS (4:
+                      full-frame algorithm), FASTAXIS/SLOWAXIS, PIXELDQ
+                      (REFERENCE_PIXEL), ZEROFRAM (absent: false) and ZEROFRAME,
+                      MSTR_RD1
+    linearity         NFRAMES (> 1 with INV_COEFFS: read-level correction), NGROUPS,
+                      ZEROFRAM and ZEROFRAME, read_times (ASDF only)
+    dark_current      INSTRUME, NFRAMES, GROUPGAP (None: TypeError), INTSTART (MIRI)
+    charge_migration  SCI, GROUPDQ (NGROUPS < 3: SKIPPED)
+    jump              NFRAMES, TGROUP, the data shape (NGROUPS <= 2: SKIPPED)
+    persistence       EXPSTART, EFFINTTM, TGROUP, INT_TIMES int_start_MJD_UTC (by
+                      row position), DETECTOR, FILENAME
+    ramp_fit          TGROUP, TFRAME, NFRAMES, GROUPGAP, DRPFRMS1, ZEROFRAME (used
+                      whenever present), AVDRKCUR extension, INT_TIMES (copied),
+                      EXP_TYPE (output class), read_times (ASDF only: LIKELY)
+    gain_scale        GAINFACT of the rate (else the GAIN file's; None: SKIPPED)
+    ================  ==========================================================
+
+    Read by no near-IR step: TSOVISIT, NRSTSTRT, NRESETS, INTEND, EXPEND, EFFEXPTM,
+    TSAMPLE, the GROUP table. Not simulated: FRMDIVSR other than NFRAMES (every
+    NIRCam pattern has a power-of-two NFRAMES, so group_scale is SKIPPED), stripe
+    readouts (detflow refuses them: :func:`detflow.steps.base.check_readout`).
+    """
     from stdatamodels.jwst import datamodels as dm
 
     nframes, groupgap = det.readpatts[readpatt]
