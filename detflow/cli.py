@@ -762,7 +762,7 @@ def _run_one(path, pars, step_params, args):
     step.output_dir = str(outdir)
     step.save_results = True
     step.run(ds)
-    suffixes = ("rate", "rateints") if alias == "ramp_fit" else (step.suffix or alias,)
+    suffixes = ("rate", "rateints") if alias == "ramp_fit" else (step.product_suffix,)
     return [product_path(path, outdir, sfx) for sfx in suffixes]
 
 

@@ -22,12 +22,12 @@ from detflow.io.datamodels import from_datamodel, is_datamodel, to_datamodel
 from detflow.io.exposure import open_exposure
 from detflow.io.products import dark_output_path, product_path
 from detflow.pipeline.builder import apply_step, build_detector1, dark_output
-from detflow.pipeline.order import MIRI_STEPS, NIR_STEPS
-from detflow.pipeline.params import STEP_CLASSES, read_parameter_file
+from detflow.pipeline.params import read_parameter_file
+from detflow.registry import STEP_BY_CLASS, STEPS
 from detflow.runtime.execute import compute_and_write
 from detflow.steps import GENERIC_PARAMS, STEP_NAMES, get_step, is_implemented
 
-__all__ = ["Step", "Detector1Pipeline", "STEP_CLASS_BY_NAME"] + sorted(STEP_CLASSES)
+__all__ = ["Step", "Detector1Pipeline", "STEP_CLASS_BY_NAME"] + sorted(STEP_BY_CLASS)
 
 
 def _as_dataset(data):
@@ -96,6 +96,10 @@ class Step:
     """A detector1 step with jwst's interface; subclasses name the step (``step_name``)."""
 
     step_name = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.step_name = STEP_BY_CLASS[cls.__name__]  # its detflow.registry row
     spec = _ClassSpec()
 
     def __init__(self, name=None, config_file=None, refs_dir=None, **params):
@@ -112,11 +116,17 @@ class Step:
     def _defaults(cls):
         if is_implemented(cls.step_name):
             return get_step(cls.step_name).defaults()
-        spec = {s.name: s for s in MIRI_STEPS + NIR_STEPS}.get(cls.step_name)
+        spec = STEPS[cls.step_name]
         out = _generic_defaults(bool(spec and spec.skip_default))
         for reftype in spec.reftypes if spec else ():
             out[f"override_{reftype}"] = None
         return out
+
+    @property
+    def product_suffix(self):
+        """``<root>_<suffix>.fits`` of the step's saved result: the ``suffix`` parameter,
+        else jwst's (the step alias, :mod:`detflow.registry`)."""
+        return self.suffix or STEPS[self.step_name].product_suffix
 
     def _update(self, params):
         for key, value in dict(params or {}).items():
@@ -194,7 +204,7 @@ class Step:
         else:
             kind = "ramp" if "groupdq" in result else (
                 "rate" if result["data"].ndim == 2 else "rateints")
-            items = [(kind, result, product_path(base, outdir, self.suffix or self.step_name))]
+            items = [(kind, result, product_path(base, outdir, self.product_suffix))]
         compute_and_write(items)
 
     @classmethod
@@ -290,14 +300,72 @@ def _step_params_from_file(path, step_name):
     )
 
 
-def _make_step_class(class_name, alias):
-    return type(class_name, (Step,), {"step_name": alias, "__doc__": f"jwst's {class_name}."})
+# jwst's step classes; each takes its alias from its row in detflow.registry
+# (Step.__init_subclass__).
+
+class GroupScaleStep(Step):
+    """jwst's GroupScaleStep."""
+
+class DQInitStep(Step):
+    """jwst's DQInitStep."""
+
+class EmiCorrStep(Step):
+    """jwst's EmiCorrStep."""
+
+class SaturationStep(Step):
+    """jwst's SaturationStep."""
+
+class IPCStep(Step):
+    """jwst's IPCStep."""
+
+class SuperBiasStep(Step):
+    """jwst's SuperBiasStep."""
+
+class RefPixStep(Step):
+    """jwst's RefPixStep."""
+
+class FirstFrameStep(Step):
+    """jwst's FirstFrameStep."""
+
+class LastFrameStep(Step):
+    """jwst's LastFrameStep."""
+
+class ResetStep(Step):
+    """jwst's ResetStep."""
+
+class LinearityStep(Step):
+    """jwst's LinearityStep."""
+
+class RscdStep(Step):
+    """jwst's RscdStep."""
+
+class DarkCurrentStep(Step):
+    """jwst's DarkCurrentStep."""
+
+class ChargeMigrationStep(Step):
+    """jwst's ChargeMigrationStep."""
+
+class JumpStep(Step):
+    """jwst's JumpStep."""
+
+class PictureFrameStep(Step):
+    """jwst's PictureFrameStep."""
+
+class CleanFlickerNoiseStep(Step):
+    """jwst's CleanFlickerNoiseStep."""
+
+class PersistenceStep(Step):
+    """jwst's PersistenceStep."""
+
+class RampFitStep(Step):
+    """jwst's RampFitStep."""
+
+class GainScaleStep(Step):
+    """jwst's GainScaleStep."""
 
 
-STEP_CLASS_BY_NAME = {
-    alias: _make_step_class(cls_name, alias) for cls_name, alias in STEP_CLASSES.items()
-}
-globals().update({cls.__name__: cls for cls in STEP_CLASS_BY_NAME.values()})
+#: step alias -> class, for every detector1 step.
+STEP_CLASS_BY_NAME = {cls.step_name: cls for cls in Step.__subclasses__()}
 assert set(STEP_CLASS_BY_NAME) == set(STEP_NAMES)
 
 
@@ -422,7 +490,7 @@ class Detector1Pipeline:
                 if _ran(step_ds, alias) and "persistence_array" in step_ds:
                     items.carry = step_ds["persistence_array"]
             if step.save_results:
-                path = product_path(base, outdir, step.suffix or alias)
+                path = product_path(base, outdir, step.product_suffix)
                 items.append(("ramp", step_ds, path))
                 last_saved = Path(path).name
         if self.save_calibrated_ramp:
@@ -502,7 +570,7 @@ class Detector1Pipeline:
         dark_output and persistence files, are not counted)."""
         outdir = Path(self.output_dir or ".")
         base = self.output_file or source
-        paths = [product_path(base, outdir, getattr(self, alias).suffix or alias)
+        paths = [product_path(base, outdir, getattr(self, alias).product_suffix)
                  for alias in self.step_defs if getattr(self, alias).save_results
                  and alias not in ("ramp_fit", "gain_scale")]
         if self.save_calibrated_ramp:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detflow.errors import DetflowError, InputFileError
+from detflow.io.fitsio import is_remote
 from detflow.runtime.execute import CARRY, compute_and_write, write_task
 
 #: File names a folder given as input contributes (raw and ramp exposures).
@@ -45,10 +46,6 @@ class Outcome:
     seconds: float = 0.0  # from admission to the end (0 for skipped)
     error: str = ""
     written: list = field(default_factory=list)  # paths written
-
-
-def _is_url(spec):
-    return "://" in spec and not spec.startswith("file://")
 
 
 def expand_inputs(specs: Iterable[str | os.PathLike]) -> list[str]:
@@ -70,7 +67,7 @@ def expand_inputs(specs: Iterable[str | os.PathLike]) -> list[str]:
 
     for spec in specs:
         spec = os.fspath(spec)
-        if _is_url(spec):
+        if is_remote(spec):
             add(spec)
         elif os.path.isdir(spec):
             found = sorted({p for pat in EXPOSURE_PATTERNS
@@ -238,7 +235,7 @@ def _chain_error(job):
     prev = job.prev
     if prev is None or prev.carry is not _BROKEN:
         return ""
-    name = Path(prev.exp).name if not _is_url(prev.exp) else prev.exp
+    name = Path(prev.exp).name if not is_remote(prev.exp) else prev.exp
     return (f"persistence chain: the previous exposure of this detector, {name}, "
             f"failed: {prev.error.splitlines()[0] if prev.error else 'no state'}")
 
@@ -515,6 +512,6 @@ def _let_go_of_prev(job):
 
 def summary_rows(outcomes: Sequence[Outcome]) -> list[tuple[str, str, str, str]]:
     """``(exposure, status, time, error)`` rows for a summary table."""
-    return [(Path(o.exposure).name if not _is_url(o.exposure) else o.exposure, o.status,
+    return [(Path(o.exposure).name if not is_remote(o.exposure) else o.exposure, o.status,
              f"{o.seconds:.1f} s" if o.status in (DONE, FAILED) else "-",
              o.error.splitlines()[0] if o.error else "") for o in outcomes]

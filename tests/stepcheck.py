@@ -12,13 +12,14 @@ import numpy as np
 from jwst_oracle import run_detector1
 
 from detflow.io.exposure import open_exposure
+from detflow.pipeline import order
 from detflow.pipeline.builder import apply_step
+from detflow.steps import is_implemented
 
-#: jwst 3.0.0 near-IR order (ramp_fit and gain_scale make rate products, not ramps)
-NIR_ORDER = (
-    "group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
-    "dark_current", "charge_migration", "jump", "persistence",
-)
+#: jwst 3.0.0's near-IR ramp steps that detflow implements, in order (ramp_fit and
+#: gain_scale make rate products, not ramps)
+NIR_ORDER = tuple(name for name in order.NIR_ORDER
+                  if is_implemented(name) and name not in ("ramp_fit", "gain_scale"))
 
 
 def jwst_step_products(sim, outdir, crds_root, steps=None):

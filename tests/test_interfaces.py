@@ -98,12 +98,3 @@ def test_single_step_parameter_file(sim_nircam_sub640, tmp_path):
         STEP_CLASS_BY_NAME["jump"](config_file=pars)
 
 
-@pytest.mark.parametrize("name", IMPLEMENTED)
-def test_step_order_table_agrees_with_step_definitions(name):
-    """pipeline/order.py (used for the dry run and unimplemented steps) and each step's
-    StepDef declare the same reference types and default skip."""
-    from detflow.pipeline.order import ALL_STEPS
-
-    spec, step = ALL_STEPS[name], get_step(name)
-    assert spec.reftypes == step.reftypes
-    assert spec.skip_default == step.skip_default

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import xarray as xr
 from astropy.io import fits
+from lazycheck import no_compute
 
 from detflow.contract import DIMS, KEYWORDS
 from detflow.errors import InputFileError, ParameterError
@@ -31,10 +32,6 @@ from detflow.io.exposure import STEP_KEYWORDS, open_exposure, open_exposure_line
 # --------------------------------------------------------------------------
 
 
-def _raise_on_compute(dsk, keys, **kwargs):
-    raise AssertionError("a dask computation was triggered")
-
-
 @contextlib.contextmanager
 def no_reads(monkeypatch):
     """Fail on any dask compute and on any pixel read from a file."""
@@ -44,7 +41,7 @@ def no_reads(monkeypatch):
 
     with monkeypatch.context() as m:
         m.setattr(fitsio.FitsImage, "_read_box", refuse)
-        with dask.config.set(scheduler=_raise_on_compute):
+        with no_compute():
             yield
 
 

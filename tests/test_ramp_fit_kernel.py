@@ -1,8 +1,8 @@
 """The numba ramp fitter equals stcal 1.20's OLS_C C extension to the bit.
 
-:func:`detflow.kernels.ramp_fit.fit_tile` with ``engine="numba"`` (the default) and
-``engine="stcal"`` (stcal's ``ols_ramp_fit_single`` on the same tile) must give the
-same rate, rateints and optional-output arrays: compared as integers (``view``), so
+:func:`detflow.kernels.ramp_fit.fit_tile` and the oracle
+``ramp_fit_oracle.fit_tile_stcal`` (stcal's ``ols_ramp_fit_single`` on the same tile)
+must give the same rate, rateints and optional-output arrays: compared as integers (``view``), so
 every float -- NaN payloads and signed zeros included -- and every DQ bit is identical.
 
 The tiles are random but built to reach every branch of the C: clean ramps of every
@@ -22,6 +22,7 @@ import sys
 
 import numpy as np
 import pytest
+from ramp_fit_oracle import fit_tile_stcal
 
 from detflow import dqflags
 from detflow.kernels import ramp_fit as kr
@@ -161,8 +162,8 @@ def _assert_identical(ours, theirs, what="", *, strict=False):
 
 
 def _both(args, meta, **kwargs):
-    ours = kr.fit_tile(*args, meta, FLAGS, engine="numba", **kwargs)
-    theirs = kr.fit_tile(*args, meta, FLAGS, engine="stcal", **kwargs)
+    ours = kr.fit_tile(*args, meta, FLAGS, **kwargs)
+    theirs = fit_tile_stcal(*args, meta, FLAGS, **kwargs)
     return ours, theirs
 
 
@@ -319,15 +320,6 @@ def test_inputs_untouched_any_layout():
     strided = [None if a is None else np.asfortranarray(a) for a in args]
     _assert_identical(kr.fit_tile(*strided, meta, FLAGS, save_opt=True), ref, "fortran")
     assert kr.fit_tile(*args, meta, FLAGS)["rate"]["dq"].dtype == np.uint32
-
-
-def test_engine_argument():
-    rng = np.random.default_rng(5)
-    args = _tile(rng, 1, 4, ny=4, nx=5)
-    with pytest.raises(ValueError, match="engine"):
-        kr.fit_tile(*args, META, FLAGS, engine="fortran")
-    _assert_identical(kr.fit_tile(*args, META, FLAGS),
-                      kr.fit_tile(*args, META, FLAGS, engine="numba"))
 
 
 def test_fast_path_does_not_import_stcal():

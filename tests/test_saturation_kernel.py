@@ -10,6 +10,7 @@ from stcal.saturation.saturation import flag_saturated_pixels
 
 from detflow import dqflags
 from detflow.kernels import saturation as ks
+from detflow.kernels.readout import read_pattern
 
 FLAGS = {k: getattr(dqflags, k) for k in ("DO_NOT_USE", "SATURATED", "AD_FLOOR",
                                           "NO_SAT_CHECK")}
@@ -40,7 +41,7 @@ def test_flag_saturation_groups_equals_stcal(seed):
     ny, nx = int(rng.integers(2 * n + 1, 40)), int(rng.integers(2 * n + 1, 40))
     data, gdq, thresh, sat_dq, bias = _case(rng, nints, ngroups, ny, nx)
     nframes = (1, 2, 4, 5)[seed % 4]
-    pattern = None if seed % 5 == 4 else ks.read_pattern(nframes, ngroups)
+    pattern = None if seed % 5 == 4 else read_pattern(ngroups=ngroups, nframes=nframes)
     use_bias = seed % 2 == 0
     expected, _, _ = flag_saturated_pixels(
         data.copy(), gdq.copy(), np.zeros((ny, nx), np.uint32), thresh.copy(), sat_dq.copy(),

@@ -80,14 +80,20 @@ _GZIP_MAGIC = b"\x1f\x8b"
 # --------------------------------------------------------------------------
 
 
-def _is_url(path):
+def _has_protocol(path):
     return "://" in path or "::" in path
+
+
+def is_remote(path):
+    """Whether ``path`` is reached through fsspec: a URL other than ``file://`` (or
+    ``local://``), or a chained one. The one rule for the whole package."""
+    return local_path(path) is None
 
 
 def local_path(url):
     """The local file name of a path or ``file://`` URL, or ``None`` for any other URL."""
     url = os.fspath(url)
-    if not _is_url(url):
+    if not _has_protocol(url):
         return url
     if url.startswith(("file://", "local://")) and "::" not in url:
         from fsspec.implementations.local import LocalFileSystem

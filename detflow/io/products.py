@@ -61,6 +61,7 @@ from detflow.io.fitsio import (
     read_hdus,
     read_table,
 )
+from detflow.registry import STEPS
 
 __all__ = [
     "CAL_STEP_KEYWORDS",
@@ -85,30 +86,9 @@ __all__ = [
 
 # --------------------------------------------------------------------------- keywords
 
-#: detflow/jwst step name -> (attribute of ``meta.cal_step``, FITS keyword, title),
-#: as in stdatamodels' ``core.schema.yaml``.
-CAL_STEP_KEYWORDS = {
-    "group_scale": ("group_scale", "S_GRPSCL", "Group Scale Correction"),
-    "dq_init": ("dq_init", "S_DQINIT", "Data Quality Initialization"),
-    "emicorr": ("emicorr", "S_MIREMI", "MIRI EMI Correction"),
-    "saturation": ("saturation", "S_SATURA", "Saturation Checking"),
-    "ipc": ("ipc", "S_IPC", "Interpixel Capacitance Correction"),
-    "superbias": ("superbias", "S_SUPERB", "Superbias Subtraction"),
-    "refpix": ("refpix", "S_REFPIX", "Reference Pixel Correction"),
-    "rscd": ("rscd", "S_RSCD", "RSCD Correction"),
-    "firstframe": ("firstframe", "S_FRSTFR", "First Frame Correction"),
-    "lastframe": ("lastframe", "S_LASTFR", "Last Frame Correction"),
-    "linearity": ("linearity", "S_LINEAR", "Linearity Correction"),
-    "dark_current": ("dark_sub", "S_DARK", "Dark Subtraction"),
-    "reset": ("reset", "S_RESET", "Reset Anomaly Correction"),
-    "persistence": ("persistence", "S_PERSIS", "Persistence Correction"),
-    "charge_migration": ("charge_migration", "S_CHGMIG", "Charge Migration"),
-    "jump": ("jump", "S_JUMP", "Jump Detection"),
-    "clean_flicker_noise": ("clean_flicker_noise", "S_CLNFNS", "Clean Flicker Noise"),
-    "picture_frame": ("picture_frame", "S_PCTFRM", "Picture Frame Correction"),
-    "ramp_fit": ("ramp_fit", "S_RAMP", "Ramp Fitting"),
-    "gain_scale": ("gain_scale", "S_GANSCL", "Gain Scale Correction"),
-}
+#: detflow/jwst step name -> (attribute of ``meta.cal_step``, FITS keyword, title), from
+#: :mod:`detflow.registry` (stdatamodels' ``core.schema.yaml``).
+CAL_STEP_KEYWORDS = {name: (row.cal_step, row.keyword, row.title) for name, row in STEPS.items()}
 # The schema's own attribute name is accepted as well (``dark_sub``).
 _CAL_STEP_BY_NAME = dict(CAL_STEP_KEYWORDS)
 _CAL_STEP_BY_NAME["dark_sub"] = CAL_STEP_KEYWORDS["dark_current"]

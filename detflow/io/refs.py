@@ -75,6 +75,7 @@ from detflow.io.fitsio import (
     FitsSource,
     KeptByFile,
     header_to_dict,
+    is_remote,
     json_value,
     local_path,
     read_hdus,
@@ -147,13 +148,8 @@ _REF_KEYWORDS = {
 # --------------------------------------------------------------------------- helpers
 
 
-def _is_url(path):
-    """Whether ``path`` is reached through fsspec (not a local path or ``file://`` URL)."""
-    return local_path(path) is None
-
-
 def _path_exists(path, storage_options=None):
-    if _is_url(path):
+    if is_remote(path):
         import fsspec
 
         fs, root = fsspec.core.url_to_fs(str(path), **dict(storage_options or {}))
@@ -541,7 +537,7 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
             if value is not None:
                 attrs[name] = value
 
-    if _is_url(path):
+    if is_remote(path):
         identity = tokenize(path, attrs["primary_header"])
     else:
         size, mtime_ns = stamp  # the local file's (st_size, st_mtime_ns)
@@ -937,7 +933,7 @@ def reference_index(refs_dir, *, storage_options=None):
     import fsspec
 
     refs_dir = os.fspath(refs_dir) if not isinstance(refs_dir, str) else refs_dir
-    if _is_url(refs_dir):
+    if is_remote(refs_dir):
         fs, root = fsspec.core.url_to_fs(refs_dir, **dict(storage_options or {}))
         files = {}
         for pattern in ("*.fits", "*.fits.gz"):
@@ -1188,7 +1184,7 @@ _MANIFESTS: dict = {}  # local path -> ((size, mtime_ns), parsed JSON)
 
 def _sibling(path, name, storage_options=None):
     """``name`` in the folder of the file ``path`` (a local path or a URL)."""
-    if _is_url(path):
+    if is_remote(path):
         import fsspec
 
         fs, root = fsspec.core.url_to_fs(path, **dict(storage_options or {}))
@@ -1206,7 +1202,7 @@ def _read_manifest(path, rt, label, storage_options=None):
         The file exists but is not JSON: it may name this exposure's references.
     """
     try:
-        if _is_url(path):
+        if is_remote(path):
             if not _path_exists(path, storage_options):
                 return None
             import fsspec
@@ -1304,8 +1300,8 @@ def _resolve_manifest(rt, exposure, label, storage_options=None):
     reason = f"{MANIFEST_NAME} entry for " + ("this exposure" if key == name else key)
     if value.strip().upper() == "N/A":
         return "N/A", reason
-    if _is_url(value) or os.path.isabs(value) or _is_url(manifest):
-        path = value if (_is_url(value) or os.path.isabs(value)) else \
+    if is_remote(value) or os.path.isabs(value) or is_remote(manifest):
+        path = value if (is_remote(value) or os.path.isabs(value)) else \
             f"{manifest.rsplit('/', 1)[0]}/{value}"
     else:
         path = os.path.join(os.path.dirname(manifest), value)

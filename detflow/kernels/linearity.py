@@ -20,18 +20,7 @@ import numba
 import numpy as np
 from stcal.linearity import linearity as _stcal
 
-__all__ = ["linearity_pixeldq", "linearity_ramp", "linearity_zeroframe", "read_pattern"]
-
-
-def read_pattern(ngroups, nframes):
-    """jwst's read pattern for the read-level correction (GROUPGAP is ignored).
-
-    Returns
-    -------
-    list of list of int
-        ``[[g * nframes + 1, ..., g * nframes + nframes] for g in range(ngroups)]``.
-    """
-    return [[x + 1 + g * nframes for x in range(nframes)] for g in range(ngroups)]
+__all__ = ["linearity_pixeldq", "linearity_ramp", "linearity_zeroframe"]
 
 
 def _flags(saturated, no_lin_corr):

@@ -8,17 +8,13 @@ ramps suppressed) and the fit of ``ols_fit.ols_ramp_fit_single`` -- the single-c
 (``maximum_cores='1'``; stcal 1.20's multi-core path does not pass
 ``suppress_one_group`` on, see the notes, gotcha 2).
 
-Two engines give the same bits:
-
-* ``"numba"`` (the default): :func:`detflow.kernels._ramp_fit_numba.ols_fit_tile`, a
-  line-by-line port of the C fitter (segments, optimal weighting, per-integration and
-  exposure combination, one-group / group-0 / ZEROFRAME timing, dark current, CHARGELOSS
-  read-noise recomputation, bad gain, the optional output), in the C's precision and
-  order of operations; about ten times faster and it releases the GIL;
-* ``"stcal"``: stcal's ``RampData`` built exactly as ``ramp_fit.create_ramp_fit_class``
-  does, and ``ols_fit.ols_ramp_fit_single`` called on it (stcal is imported only then).
-  It is what ``"numba"`` is tested against, and the automatic fallback where numba
-  cannot be imported.
+The fit is :func:`detflow.kernels._ramp_fit_numba.ols_fit_tile`, a line-by-line numba
+port of the C fitter (segments, optimal weighting, per-integration and exposure
+combination, one-group / group-0 / ZEROFRAME timing, dark current, CHARGELOSS read-noise
+recomputation, bad gain, the optional output), in the C's precision and order of
+operations; about ten times faster than stcal's, and it releases the GIL. The tests
+compare it bit for bit with stcal's own fitter on the same tiles
+(``tests/ramp_fit_oracle.py``).
 
 Left to the step, because they look at the whole exposure:
 
@@ -33,8 +29,7 @@ Left to the step, because they look at the whole exposure:
   segments of any pixel (and CR planes as the largest number of jumps): :func:`fit_tile`
   pads them with zeros to a fixed upper bound and reports its own maxima.
 
-Inputs are never modified (stcal modifies the group DQ in place, and byte-swaps
-big-endian arrays in place: its engine works on copies).
+Inputs are never modified.
 """
 
 import numpy as np
@@ -90,81 +85,6 @@ def group_range_mask(firstgroup, lastgroup, ngroups):
     return mask
 
 
-def _ramp_data(data, gdq, pdq, dark, zeroframe, meta, flags, suppress_one_group):
-    """stcal ``create_ramp_fit_class`` for ``algorithm='OLS_C'`` on copies of the arrays."""
-    from stcal.ramp_fitting.ramp_fit_class import RampData
-
-    ramp = RampData()
-    gdq = np.array(gdq, dtype=np.uint8, copy=True)
-    orig_gdq = None
-    wh_chargeloss = gdq & int(flags["CHARGELOSS"])
-    if np.any(wh_chargeloss > 0):
-        orig_gdq = gdq.copy()
-    del wh_chargeloss
-    ramp.set_arrays(
-        np.array(data, dtype=np.float32, copy=True),
-        gdq,
-        np.array(pdq, dtype=np.uint32, copy=True),
-        np.array(dark, dtype=np.float32, copy=True),
-        orig_gdq=orig_gdq,
-        zeroframe=None if zeroframe is None else np.array(zeroframe, dtype=np.float32,
-                                                          copy=True),
-    )
-    ramp.set_meta(
-        name=meta["instrument"],
-        frame_time=meta["frame_time"],
-        group_time=meta["group_time"],
-        groupgap=meta["groupgap"],
-        nframes=meta["nframes"],
-        drop_frames1=meta.get("drop_frames1"),
-    )
-    ramp.algorithm = "OLS_C"
-    ramp.set_dqflags({k: int(v) for k, v in flags.items()})
-    ramp.start_row = 0
-    ramp.num_rows = ramp.data.shape[2]
-    ramp.suppress_one_group_ramps = suppress_one_group
-    return ramp
-
-
-def _discard_miri_groups(ramp, group_all_dnu):
-    """stcal ``ols_fit.discard_miri_groups`` with the exposure-wide all-DO_NOT_USE
-    groups ``group_all_dnu`` (bool ``(ngroups,)``) in place of the tile's own test.
-
-    Returns False where stcal finds no usable data (it then makes no product).
-    """
-    group_all_dnu = [bool(v) for v in np.asarray(group_all_dnu).ravel()]
-    data, groupdq, orig_gdq = ramp.data, ramp.groupdq, ramp.orig_gdq
-    ngroups = data.shape[1]
-    num_bad_slices = 0
-    while group_all_dnu[num_bad_slices]:
-        num_bad_slices += 1
-        ngroups -= 1
-        if ngroups < 1:
-            return False
-        groupdq = groupdq[:, 1:, :, :]
-        wh_cr = np.where(np.bitwise_and(groupdq[:, 0, :, :], ramp.flags_jump_det))
-        groupdq[wh_cr[0], 0, wh_cr[1], wh_cr[2]] -= np.uint8(ramp.flags_jump_det)
-    if num_bad_slices > 0:
-        data = data[:, num_bad_slices:, :, :]
-        if orig_gdq is not None:
-            orig_gdq = orig_gdq[:, num_bad_slices:, :, :]
-    if group_all_dnu[-1]:
-        ngroups -= 1
-        if ngroups < 1:
-            return False
-        data = data[:, :-1, :, :]
-        groupdq = groupdq[:, :-1, :, :]
-        if orig_gdq is not None:
-            orig_gdq = orig_gdq[:, :-1, :, :]
-    if ngroups < 2:
-        return False
-    ramp.data = data
-    ramp.groupdq = groupdq
-    if orig_gdq is not None:
-        ramp.orig_gdq = orig_gdq
-    return True
-
-
 def no_product(group_all_dnu, group_all_sat):
     """Whether stcal's ``ols_ramp_fit_multi`` returns no product at all (jwst then writes
     no rate or rateints): MIRI with fewer than 2 groups left after dropping the leading
@@ -202,49 +122,6 @@ def no_product(group_all_dnu, group_all_sat):
     return bool(sat[first])
 
 
-def _pad(arr, axis_len, dtype=np.float32):
-    """Zero-pad axis 1 of ``arr`` ``(nints, n, ny, nx)`` to ``axis_len``."""
-    arr = np.asarray(arr, dtype=dtype)
-    out = np.zeros((arr.shape[0], axis_len) + arr.shape[2:], dtype=dtype)
-    out[:, : arr.shape[1]] = arr
-    return out
-
-
-def _fit_tile_stcal(data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, save_opt,
-                    suppress_one_group, group_all_dnu):
-    """:func:`fit_tile` with stcal's ``ols_ramp_fit_single`` (its C extension)."""
-    from stcal.ramp_fitting import ols_fit
-    from stcal.ramp_fitting import ramp_fit as stcal_ramp_fit
-
-    ngroups = data.shape[1]
-    ramp = _ramp_data(data, gdq, pdq, dark, zeroframe, meta, flags, suppress_one_group)
-    gain_2d = np.array(gain, dtype=np.float32, copy=True)
-    readnoise_2d = np.array(rnoise, dtype=np.float32, copy=True)
-    # stcal ramp_fit_data, OLS_C branch
-    nframes = ramp.nframes
-    readnoise_2d *= gain_2d / np.sqrt(2.0 * nframes)
-    if ramp.suppress_one_group_ramps:
-        stcal_ramp_fit.suppress_one_good_group_ramps(ramp)
-    if group_all_dnu is not None and not _discard_miri_groups(ramp, group_all_dnu):
-        ramp.groupdq |= np.uint8(ramp.flags_do_not_use)
-    image_info, integ_info, opt_info = ols_fit.ols_ramp_fit_single(
-        ramp, save_opt, readnoise_2d, gain_2d, "optimal")
-    out = {
-        "rate": {k: np.asarray(image_info[k]) for k in PRODUCT_NAMES},
-        "rateints": {k: np.asarray(integ_info[k]) for k in PRODUCT_NAMES},
-    }
-    if save_opt:
-        bound = max_segments(ngroups)
-        fitopt = {}
-        for k in FITOPT_NAMES:
-            arr = np.asarray(opt_info[k], dtype=np.float32)
-            fitopt[k] = arr if k == "pedestal" else _pad(arr, bound)
-        out["fitopt"] = fitopt
-        out["nsegs"] = int(np.asarray(opt_info["slope"]).shape[1])
-        out["ncrs"] = int(np.asarray(opt_info["crmag"]).shape[1])
-    return out
-
-
 def _suppress_one_good_group(gdq, dnu, pers):
     """stcal ``suppress_one_good_group_ramps`` on ``gdq`` ``(nints, ngroups, ny, nx)``,
     in place: ramps of one good group (ignoring PERSISTENCE) get DO_NOT_USE everywhere."""
@@ -254,7 +131,8 @@ def _suppress_one_good_group(gdq, dnu, pers):
 
 
 def _miri_groups(data, gdq, orig, group_all_dnu, dnu, jump):
-    """:func:`_discard_miri_groups` on arrays: ``gdq`` (suppressed, modified in place as
+    """stcal's ``ols_fit.discard_miri_groups`` on arrays, with the exposure-wide
+    all-DO_NOT_USE groups ``group_all_dnu``: ``gdq`` (suppressed, modified in place as
     stcal does) and ``orig`` (the original group DQ) are cut like ``data``; where stcal
     would find no usable data, nothing is cut and ``gdq`` becomes DO_NOT_USE throughout.
 
@@ -283,15 +161,6 @@ def _miri_groups(data, gdq, orig, group_all_dnu, dnu, jump):
         gdq |= np.uint8(dnu)
         return data, gdq, orig
     return data[:, num_bad:stop], gdq[:, num_bad:stop], orig[:, num_bad:stop]
-
-
-def _numba_kernel():
-    """The numba fitter, or None where numba cannot be imported."""
-    try:
-        from detflow.kernels import _ramp_fit_numba
-    except ImportError:  # pragma: no cover - numba is a dependency
-        return None
-    return _ramp_fit_numba
 
 
 def _fit_tile_numba(kernel, data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags,
@@ -362,7 +231,7 @@ def _fit_tile_numba(kernel, data, gdq, pdq, gain, rnoise, dark, zeroframe, meta,
 
 
 def fit_tile(data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, *,
-             save_opt=False, suppress_one_group=True, group_all_dnu=None, engine=None):
+             save_opt=False, suppress_one_group=True, group_all_dnu=None):
     """OLS_C ramp fit of one tile (jwst ``RampFitStep`` with ``maximum_cores='1'``).
 
     Parameters
@@ -395,8 +264,6 @@ def fit_tile(data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, *,
         every pixel of every integration of the exposure. Where stcal would then find
         no usable group (and make no product), every group of the tile is fitted as
         DO_NOT_USE (NaN slopes).
-    engine : {None, "numba", "stcal"}
-        None: numba where it can be imported, else stcal (the same bits).
 
     Returns
     -------
@@ -407,13 +274,7 @@ def fit_tile(data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, *,
         zero-padded to :func:`max_segments` planes, and ``nsegs``/``ncrs``: this
         tile's own numbers of planes.
     """
-    if engine not in (None, "numba", "stcal"):
-        raise ValueError(f"unknown ramp-fit engine {engine!r}")
-    args = (data, gdq, pdq, gain, rnoise, dark, zeroframe, meta, flags, save_opt,
-            suppress_one_group, group_all_dnu)
-    kernel = None if engine == "stcal" else _numba_kernel()
-    if kernel is None:
-        if engine == "numba":
-            raise ImportError("numba is needed for the 'numba' ramp-fit engine")
-        return _fit_tile_stcal(*args)
-    return _fit_tile_numba(kernel, *args)
+    from detflow.kernels import _ramp_fit_numba  # numba compiles on first use
+
+    return _fit_tile_numba(_ramp_fit_numba, data, gdq, pdq, gain, rnoise, dark, zeroframe,
+                           meta, flags, save_opt, suppress_one_group, group_all_dnu)

@@ -20,7 +20,6 @@ import numpy as np
 __all__ = [
     "ATOD_LIMIT",
     "flag_saturation_groups",
-    "read_pattern",
     "saturation_halo",
     "saturation_pixeldq",
     "saturation_zeroframe",
@@ -29,18 +28,6 @@ __all__ = [
 
 #: Hard DN limit of the 16-bit A-to-D converter (jwst ``saturation.ATOD_LIMIT``).
 ATOD_LIMIT = 65535.0
-
-
-def read_pattern(nframes, ngroups):
-    """jwst's read pattern for saturation: frame numbers of each group, GROUPGAP ignored.
-
-    Returns
-    -------
-    list of list of int
-        ``ngroups`` lists of ``nframes`` 1-based frame numbers,
-        ``[[g * nframes + 1, ..., g * nframes + nframes] for g in range(ngroups)]``.
-    """
-    return [[x + 1 + g * nframes for x in range(nframes)] for g in range(ngroups)]
 
 
 def saturation_halo(n_pix_grow_sat, nframes, use_readpatt):

@@ -235,7 +235,7 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
         skip = params.get("skip", spec.skip_default)
         if skip and not is_implemented(spec.name):
             # a default-skipped step detflow does not implement yet: recorded as jwst does
-            placeholder = StepDef(name=spec.name, class_name="", cal_step=spec.name)
+            placeholder = StepDef(spec.name)
             ds = skipped(ds, placeholder)
             continue
         if spec.name == "ramp_fit":

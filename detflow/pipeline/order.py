@@ -1,61 +1,35 @@
-"""The detector1 step sequences of jwst 3.0.0, with their reference types.
+"""The detector1 step sequences of jwst 3.0.0, as lists of step names.
 
-This is a description only (frozen data, no computation): the graph builder
-walks it; the command line uses it to resolve and report reference files.
+This is a description only (frozen data, no computation): the graph builder walks it;
+the command line uses it to resolve and report reference files. What each name stands
+for (class, reference types, default skip, ``cal_step`` keyword) is its row in
+:mod:`detflow.registry`.
 """
 
-from dataclasses import dataclass
+from detflow.registry import STEPS, StepInfo
 
-
-@dataclass(frozen=True)
-class StepSpec:
-    """One detector1 step as jwst declares it."""
-
-    name: str  # jwst step alias, e.g. "dark_current"
-    reftypes: tuple  # reference types, lower case, e.g. ("dark",)
-    skip_default: bool = False
-    optional_refs: tuple = ()  # reference types whose absence (N/A) skips the step
-
-
-GROUP_SCALE = StepSpec("group_scale", ())
-DQ_INIT = StepSpec("dq_init", ("mask",))
-EMICORR = StepSpec("emicorr", ("emicorr",), skip_default=True)
-SATURATION = StepSpec("saturation", ("saturation", "superbias"), optional_refs=("superbias",))
-IPC = StepSpec("ipc", ("ipc",), optional_refs=("ipc",))
-SUPERBIAS = StepSpec("superbias", ("superbias",))
-REFPIX = StepSpec("refpix", ("refpix", "sirskernel"), optional_refs=("refpix", "sirskernel"))
-FIRSTFRAME = StepSpec("firstframe", (), skip_default=True)
-LASTFRAME = StepSpec("lastframe", ())
-RESET = StepSpec("reset", ("reset",))
-LINEARITY = StepSpec("linearity", ("linearity",))
-RSCD = StepSpec("rscd", ("rscd",))
-DARK_CURRENT = StepSpec("dark_current", ("dark",))
-CHARGE_MIGRATION = StepSpec("charge_migration", (), skip_default=True)
-JUMP = StepSpec("jump", ("gain", "readnoise"))
-PICTURE_FRAME = StepSpec("picture_frame", ("pictureframe",), skip_default=True)
-CLEAN_FLICKER_NOISE = StepSpec(
-    "clean_flicker_noise", ("flat", "pastasoss"), skip_default=True,
-    optional_refs=("flat", "pastasoss"),
-)
-PERSISTENCE = StepSpec("persistence", (), skip_default=True)
-RAMP_FIT = StepSpec("ramp_fit", ("readnoise", "gain"))
-GAIN_SCALE = StepSpec("gain_scale", ("gain",))
-
-NIR_STEPS = (
-    GROUP_SCALE, DQ_INIT, SATURATION, IPC, SUPERBIAS, REFPIX, LINEARITY, DARK_CURRENT,
-    CHARGE_MIGRATION, JUMP, PICTURE_FRAME, CLEAN_FLICKER_NOISE, PERSISTENCE, RAMP_FIT,
-    GAIN_SCALE,
+#: jwst 3.0.0's near-IR order (NIRCam, NIRISS, NIRSpec, FGS).
+NIR_ORDER = (
+    "group_scale", "dq_init", "saturation", "ipc", "superbias", "refpix", "linearity",
+    "dark_current", "charge_migration", "jump", "picture_frame", "clean_flicker_noise",
+    "persistence", "ramp_fit", "gain_scale",
 )
 
-MIRI_STEPS = (
-    GROUP_SCALE, DQ_INIT, EMICORR, SATURATION, IPC, FIRSTFRAME, LASTFRAME, RESET, LINEARITY,
-    RSCD, DARK_CURRENT, REFPIX, CHARGE_MIGRATION, JUMP, PICTURE_FRAME, CLEAN_FLICKER_NOISE,
-    PERSISTENCE, RAMP_FIT, GAIN_SCALE,
+#: jwst 3.0.0's MIRI order.
+MIRI_ORDER = (
+    "group_scale", "dq_init", "emicorr", "saturation", "ipc", "firstframe", "lastframe",
+    "reset", "linearity", "rscd", "dark_current", "refpix", "charge_migration", "jump",
+    "picture_frame", "clean_flicker_noise", "persistence", "ramp_fit", "gain_scale",
 )
 
-ALL_STEPS = {s.name: s for s in MIRI_STEPS + NIR_STEPS}
+#: The orders as :class:`~detflow.registry.StepInfo` rows.
+NIR_STEPS = tuple(STEPS[name] for name in NIR_ORDER)
+MIRI_STEPS = tuple(STEPS[name] for name in MIRI_ORDER)
+
+__all__ = ["MIRI_ORDER", "MIRI_STEPS", "NIR_ORDER", "NIR_STEPS", "StepInfo", "steps_for"]
 
 
 def steps_for(instrument):
-    """The ordered step list for an instrument name (``MIRI`` or a near-IR one)."""
+    """The ordered steps (:class:`~detflow.registry.StepInfo`) for an instrument name
+    (``MIRI`` or a near-IR one)."""
     return MIRI_STEPS if str(instrument).upper() == "MIRI" else NIR_STEPS

@@ -8,7 +8,7 @@ with the step and parameter names of jwst (``rejection_threshold``,
 from pathlib import Path
 
 from detflow.errors import ParameterError
-from detflow.pipeline.order import ALL_STEPS
+from detflow.registry import STEP_BY_CLASS, STEPS
 
 
 def parse_value(text):
@@ -75,9 +75,9 @@ def parse_step_args(args, own=None):
         if len(parts) != 3 or not parts[1] or not parts[2]:
             raise ParameterError(f"malformed step parameter {word!r}; use --steps.STEP.PARAM=VALUE")
         _, step, param = parts
-        if step not in ALL_STEPS:
+        if step not in STEPS:
             raise ParameterError(
-                f"unknown step {step!r} in {word!r}; detector1 steps are: {', '.join(ALL_STEPS)}"
+                f"unknown step {step!r} in {word!r}; detector1 steps are: {', '.join(STEPS)}"
             )
         steps.setdefault(step, {})[param] = parse_value(value)
         i += 1
@@ -109,17 +109,8 @@ def _short_class(name):
     return str(name).rsplit(".", 1)[-1]
 
 
-#: jwst step class name -> step alias
-STEP_CLASSES = {
-    "GroupScaleStep": "group_scale", "DQInitStep": "dq_init", "EmiCorrStep": "emicorr",
-    "SaturationStep": "saturation", "IPCStep": "ipc", "SuperBiasStep": "superbias",
-    "RefPixStep": "refpix", "FirstFrameStep": "firstframe", "LastFrameStep": "lastframe",
-    "ResetStep": "reset", "LinearityStep": "linearity", "RscdStep": "rscd",
-    "DarkCurrentStep": "dark_current", "ChargeMigrationStep": "charge_migration",
-    "JumpStep": "jump", "PictureFrameStep": "picture_frame",
-    "CleanFlickerNoiseStep": "clean_flicker_noise", "PersistenceStep": "persistence",
-    "RampFitStep": "ramp_fit", "GainScaleStep": "gain_scale",
-}
+#: jwst class name -> step alias (what a parameter file's ``class`` names).
+STEP_CLASSES = STEP_BY_CLASS
 
 
 def read_parameter_file(path):

@@ -4,18 +4,14 @@ named ``STEP``. Modules are imported on first use."""
 import importlib
 import importlib.util
 
+from detflow.registry import STEPS
 from detflow.steps.base import GENERIC_PARAMS, Param, StepDef, record, skipped
 
 __all__ = ["GENERIC_PARAMS", "Param", "StepDef", "get_step", "is_implemented", "record",
            "skipped", "STEP_NAMES"]
 
-#: Every detector1 step alias (near-IR and MIRI), in no particular order.
-STEP_NAMES = (
-    "group_scale", "dq_init", "emicorr", "saturation", "ipc", "superbias", "refpix",
-    "firstframe", "lastframe", "reset", "linearity", "rscd", "dark_current",
-    "charge_migration", "jump", "picture_frame", "clean_flicker_noise", "persistence",
-    "ramp_fit", "gain_scale",
-)
+#: Every detector1 step alias (near-IR and MIRI), from :mod:`detflow.registry`.
+STEP_NAMES = tuple(STEPS)
 
 
 def is_implemented(name):

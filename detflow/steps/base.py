@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 
 from detflow.errors import InputFileError, ParameterError
+from detflow.registry import STEPS
 
 #: Parameters every jwst step has (stpipe's generic spec), with jwst's defaults.
 GENERIC_PARAMS = {
@@ -97,19 +98,18 @@ class Param:
 
 @dataclass(frozen=True)
 class StepDef:
-    """A detector1 step: identity, declarations and the lazy ``apply`` function."""
+    """A detector1 step: its declarations and the lazy ``apply`` function.
 
-    name: str  # jwst alias, e.g. "dark_current"
-    class_name: str  # jwst class, e.g. "DarkCurrentStep"
-    cal_step: str  # meta.cal_step attribute, e.g. "dark_sub"
-    reftypes: tuple = ()
+    ``name`` is the jwst alias, or the step module's ``__name__`` (the module is named
+    after the step); the step's identity -- class name, ``cal_step`` attribute,
+    reference types, default skip -- is its row in :mod:`detflow.registry`, read
+    through the properties below.
+    """
+
+    name: str  # jwst alias, e.g. "dark_current" (or "detflow.steps.dark_current")
     params: Mapping[str, Param] = field(default_factory=dict)
     apply: Callable[..., xr.Dataset] | None = None
-    skip_default: bool = False
-    optional_refs: tuple = ()  # reference types that may resolve to N/A
     halo: int = 0  # neighbour pixels the step needs at default parameters (map_overlap)
-    whole_groups: bool = False  # the step needs all groups of a pixel in one chunk
-    whole_integrations: bool = False  # ... and all integrations (sigma-clip regimes)
     #: What the step does to the ``data`` and ``pixeldq`` of the detector's reference
     #: pixels: ``"pointwise"`` (each pixel from its own values and the reference files'
     #: values there, so the step applied to a few lines alone gives their exact values),
@@ -122,6 +122,41 @@ class StepDef:
     #: uses a gain factor the input already carries); None: every type of ``reftypes``.
     #: The others are given to ``apply`` as None and never resolved.
     references_needed: Callable[..., tuple] | None = None
+
+    def __post_init__(self):
+        alias = self.name.rsplit(".", 1)[-1]
+        if alias not in STEPS:
+            raise ParameterError(f"{alias!r} is not a detector1 step of detflow.registry")
+        object.__setattr__(self, "name", alias)
+
+    @property
+    def info(self):
+        """The step's :class:`~detflow.registry.StepInfo`."""
+        return STEPS[self.name]
+
+    @property
+    def class_name(self):
+        """jwst's class, e.g. ``DarkCurrentStep``."""
+        return self.info.class_name
+
+    @property
+    def cal_step(self):
+        """The ``meta.cal_step`` attribute, e.g. ``dark_sub``."""
+        return self.info.cal_step
+
+    @property
+    def reftypes(self):
+        """Reference types, lower case, in jwst's order."""
+        return self.info.reftypes
+
+    @property
+    def optional_refs(self):
+        """Reference types whose N/A the step accepts."""
+        return self.info.optional_refs
+
+    @property
+    def skip_default(self):
+        return self.info.skip_default
 
     def needed_reftypes(self, ds, params):
         """The reference types to resolve for ``ds`` (see :attr:`references_needed`)."""

@@ -71,16 +71,11 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="charge_migration",
-    class_name="ChargeMigrationStep",
-    cal_step="charge_migration",
-    reftypes=(),
+    __name__,
     params={
         "signal_threshold": Param(
             "float", 25000.0, "Science value above which a group will be flagged as CHARGELOSS"),
     },
     apply=apply,
-    skip_default=True,
     halo=kern.CHARGE_MIGRATION_HALO,
-    whole_groups=True,
 )

@@ -217,10 +217,7 @@ def _or_reduce(var, dim):
 
 
 STEP = StepDef(
-    name="dark_current",
-    class_name="DarkCurrentStep",
-    cal_step="dark_sub",
-    reftypes=("dark",),
+    __name__,
     params={
         "dark_output": Param("output_file", None,
                              "Dark model or averaged dark subtracted"),

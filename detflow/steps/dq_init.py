@@ -44,10 +44,7 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="dq_init",
-    class_name="DQInitStep",
-    cal_step="dq_init",
-    reftypes=("mask",),
+    __name__,
     params={"user_supplied_dq": Param("string", None, "FITS user-supplied DQ file")},
     reference_pixels="pointwise",
     apply=apply,

@@ -56,10 +56,7 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="gain_scale",
-    class_name="GainScaleStep",
-    cal_step="gain_scale",
-    reftypes=("gain",),
+    __name__,
     references_needed=_references_needed,
     params={},
     apply=apply,

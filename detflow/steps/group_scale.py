@@ -51,10 +51,7 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="group_scale",
-    class_name="GroupScaleStep",
-    cal_step="group_scale",
-    reftypes=(),
+    __name__,
     params={},
     reference_pixels="pointwise",
     apply=apply,

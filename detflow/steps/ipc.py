@@ -72,13 +72,9 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="ipc",
-    class_name="IPCStep",
-    cal_step="ipc",
-    reftypes=("ipc",),
+    __name__,
     params={},
     reference_pixels="unchanged",
     apply=apply,
-    optional_refs=("ipc",),
     halo=1,
 )

@@ -420,10 +420,7 @@ def _references_needed(ds, params):
 
 
 STEP = StepDef(
-    name="jump",
-    class_name="JumpStep",
-    cal_step="jump",
-    reftypes=("gain", "readnoise"),
+    __name__,
     references_needed=_references_needed,
     params={
         "rejection_threshold": Param("float", 4.0, "CR sigma rejection threshold", minimum=0),
@@ -495,6 +492,4 @@ STEP = StepDef(
     },
     apply=apply,
     halo=1,
-    whole_groups=True,
-    whole_integrations=True,
 )

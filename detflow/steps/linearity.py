@@ -13,7 +13,7 @@
 
 jwst records SKIPPED when the LINEARITY reference is N/A.
 
-Chunk contract: no halo; every group of a pixel in one chunk (``whole_groups``), any
+Chunk contract: no halo; every group of a pixel in one chunk, any
 spatial tiling and any integration split. The per-tile work is
 :mod:`detflow.kernels.linearity` (stcal's code on the tile), run with
 :func:`dask.array.blockwise`.
@@ -24,6 +24,7 @@ import numpy as np
 
 from detflow import dqflags
 from detflow.kernels import linearity as kernel
+from detflow.kernels.readout import read_pattern
 from detflow.steps.base import (
     StepDef,
     as_float32,
@@ -70,7 +71,7 @@ def apply(ds, refs, params):
     pattern = None
     if read_level:
         ngroups = int(ds.attrs.get("ngroups") or ds.sizes["group"])
-        pattern = kernel.read_pattern(ngroups, int(ds.attrs["nframes"]))
+        pattern = read_pattern(ngroups=ngroups, nframes=int(ds.attrs["nframes"]))
     bits = {"saturated": dqflags.SATURATED, "no_lin_corr": dqflags.NO_LIN_CORR}
 
     args = [data, "igyx", gdq, "igyx", lin_dq, "yx", coeffs, "cyx"]
@@ -114,11 +115,7 @@ def _pixeldq_block(pdq, lin_dq, coeffs, inv=None, *, no_lin_corr):
 
 
 STEP = StepDef(
-    name="linearity",
-    class_name="LinearityStep",
-    cal_step="linearity",
-    reftypes=("linearity",),
+    __name__,
     params={},
     apply=apply,
-    whole_groups=True,
 )

@@ -188,10 +188,7 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="persistence",
-    class_name="PersistenceStep",
-    cal_step="persistence",
-    reftypes=(),
+    __name__,
     params={
         "save_persistence": Param("string", None, "Name of ASDF output file to save the "
                                   "persistence array"),
@@ -204,5 +201,4 @@ STEP = StepDef(
                                  "PERSISTENCE"),
     },
     apply=apply,
-    skip_default=True,
 )

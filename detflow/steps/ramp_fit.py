@@ -262,10 +262,7 @@ def trim_fitopt(ds):
 
 
 STEP = StepDef(
-    name="ramp_fit",
-    class_name="RampFitStep",
-    cal_step="ramp_fit",
-    reftypes=("readnoise", "gain"),
+    __name__,
     params={
         "algorithm": Param("option", "OLS_C", "ramp fitting algorithm ('LIKELY' not "
                            "implemented yet)", options=("OLS_C", "LIKELY")),
@@ -280,6 +277,4 @@ STEP = StepDef(
                                "single-core result always; Dask does the parallelism)"),
     },
     apply=apply,
-    whole_groups=True,
-    whole_integrations=True,
 )

@@ -319,11 +319,7 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="refpix",
-    class_name="RefPixStep",
-    cal_step="refpix",
-    reftypes=("refpix", "sirskernel"),
-    optional_refs=("refpix", "sirskernel"),
+    __name__,
     params={
         "odd_even_columns": Param(
             "boolean", True, "Compute reference signal separately for even/odd columns"),

@@ -18,6 +18,7 @@ import xarray as xr
 from detflow import dqflags
 from detflow.contract import DIMS
 from detflow.kernels import saturation as kern
+from detflow.kernels.readout import read_pattern
 from detflow.steps.base import (
     Param,
     StepDef,
@@ -58,7 +59,7 @@ def apply(ds, refs, params):
     n = int(params["n_pix_grow_sat"])
     nframes = int(ds.attrs.get("nframes") or 1)
     ngroups = int(ds.attrs.get("ngroups") or ds.sizes["group"])
-    pattern = kern.read_pattern(nframes, ngroups) if params["use_readpatt"] else None
+    pattern = read_pattern(ngroups=ngroups, nframes=nframes) if params["use_readpatt"] else None
     halo = kern.saturation_halo(n, nframes, params["use_readpatt"])
 
     data_xr = out["data"].transpose(*DIMS)
@@ -110,10 +111,7 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="saturation",
-    class_name="SaturationStep",
-    cal_step="saturation",
-    reftypes=("saturation", "superbias"),
+    __name__,
     params={
         "n_pix_grow_sat": Param("integer", 1, "number of layers adjacent pixels to flag"),
         "use_readpatt": Param("boolean", True,
@@ -121,6 +119,5 @@ STEP = StepDef(
     },
     reference_pixels="pointwise",
     apply=apply,
-    optional_refs=("superbias",),
     halo=2,
 )

@@ -41,10 +41,7 @@ def apply(ds, refs, params):
 
 
 STEP = StepDef(
-    name="superbias",
-    class_name="SuperBiasStep",
-    cal_step="superbias",
-    reftypes=("superbias",),
+    __name__,
     params={},
     reference_pixels="pointwise",
     apply=apply,
