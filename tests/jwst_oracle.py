@@ -136,3 +136,21 @@ def truth_agreement(rate, truth_path):
     z = (sci[good] - truth[good]) / err[good]
     med = float(np.median(z))
     return med, float(1.4826 * np.median(np.abs(z - med))), int(good.sum())
+
+
+def assert_products_identical(ours, theirs):
+    """detflow's rate/rateints product equals jwst's to the bit: the same datamodel
+    class, DQ, and SCI, ERR, VAR_POISSON and VAR_RNOISE identical (NaNs where jwst's
+    are), and the same ``meta.cal_step``, ``gain_factor`` included."""
+    import numpy as np
+    from stdatamodels.jwst import datamodels as dm
+
+    with dm.open(str(ours)) as a, dm.open(str(theirs)) as b:
+        assert type(a) is type(b)
+        np.testing.assert_array_equal(a.dq, b.dq, err_msg="DQ")
+        for name in ("data", "err", "var_poisson", "var_rnoise"):
+            np.testing.assert_array_equal(np.asarray(getattr(a, name), np.float32),
+                                          np.asarray(getattr(b, name), np.float32),
+                                          err_msg=name)
+        assert a.meta.cal_step.instance == b.meta.cal_step.instance
+        assert a.meta.exposure.gain_factor == b.meta.exposure.gain_factor

@@ -3,7 +3,8 @@
 jwst's Detector1Pipeline runs once per simulated exposure with ``save_results``
 on every step, so each step's jwst input and output are on disk
 (``<root>_<step>.fits``). A detflow step is fed jwst's input of that step and
-must reproduce jwst's output: DQ identical, data equal to float32 rounding.
+must reproduce jwst's output to the bit: DQ and data identical (``max_ulp=0``; a test
+that needs a tolerance must pass one and say why).
 """
 
 from pathlib import Path
@@ -67,9 +68,9 @@ def run_detflow_step(step, input_path, sim, **params):
     return apply_step(step, ds, params).compute()
 
 
-def assert_ramp_matches(ours, jwst_path, *, max_ulp=1, what="data"):
-    """A detflow ramp Dataset equals jwst's RampModel file: DQ identical, data within
-    ``max_ulp`` float32 units in the last place, NaN in the same places."""
+def assert_ramp_matches(ours, jwst_path, *, max_ulp=0, what="data"):
+    """A detflow ramp Dataset equals jwst's RampModel file: DQ identical, data identical
+    (or within ``max_ulp`` float32 units in the last place), NaN in the same places."""
     from stdatamodels.jwst import datamodels as dm
 
     with dm.RampModel(str(jwst_path)) as theirs:
@@ -81,8 +82,9 @@ def assert_ramp_matches(ours, jwst_path, *, max_ulp=1, what="data"):
                                what="zeroframe")
 
 
-def assert_float_equal(ours, theirs, *, max_ulp=1, what="data"):
-    """Equal to float32 rounding: NaNs in the same places, finite values within ``max_ulp``."""
+def assert_float_equal(ours, theirs, *, max_ulp=0, what="data"):
+    """NaNs in the same places, finite values identical (or within ``max_ulp`` float32
+    units in the last place)."""
     ours = np.asarray(ours, dtype=np.float32)
     theirs = np.asarray(theirs, dtype=np.float32)
     assert ours.shape == theirs.shape, (what, ours.shape, theirs.shape)

@@ -20,7 +20,6 @@ from detflow.io.refs import (
     open_reference,
     reference_index,
     resolve_reference,
-    resolve_references,
     select_region,
 )
 
@@ -567,21 +566,17 @@ def test_default_directory_beside_the_exposure(tmp_path, make_uncal, dm, monkeyp
     assert cut.sci.shape == (32, 48) and int(cut.x[0]) == 16
 
 
-def test_resolve_references_with_overrides_and_optional(refs_dir):
+def test_resolve_with_overrides_and_optional(refs_dir):
+    """An override wins, N/A passes, a missing optional type (a step's ``optional_refs``)
+    resolves to N/A, and no override leaves the folder's choice."""
     d, p = refs_dir
-    out = resolve_references(
-        ["gain", "DARK", "ipc", "mask"],
-        exposure_attrs(),
-        {"override_dark": p["dark_bright"], "mask": "N/A", "gain": None},
-        refs_dir=d,
-        use_crds=False,
-    )
-    assert out == {
-        "gain": p["gain_a1_new"],
-        "dark": p["dark_bright"],
-        "ipc": "N/A",
-        "mask": "N/A",
-    }
+    attrs = exposure_attrs()
+    kwargs = dict(refs_dir=d, use_crds=False)
+    assert resolve_reference("gain", attrs, override=None, **kwargs) == p["gain_a1_new"]
+    assert resolve_reference("DARK", attrs, override=p["dark_bright"], **kwargs) == \
+        p["dark_bright"]
+    assert resolve_reference("ipc", attrs, optional=True, **kwargs) == "N/A"
+    assert resolve_reference("mask", attrs, override="N/A", **kwargs) == "N/A"
 
 
 def test_directory_index_is_cached_and_refreshed(refs_dir, tmp_path, monkeypatch, dm):

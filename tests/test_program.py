@@ -320,11 +320,11 @@ class _FakeClient:
 def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
     """The client builds an exposure's graph only when it is admitted and lets it go
     when the exposure is done: with 1,000 exposures, at most ``max_in_flight`` graphs
-    exist at once and the client's memory does not grow with the program (the
+    exist at once, so the client holds no more with 1,000 exposures than with 100 (the
     admission code of :func:`run_program`, with a scheduler whose work finishes at
-    once; nothing runs)."""
+    once; nothing runs). Counted as live graphs, not as allocator peaks: those depend
+    on the allocator (the client's memory is measured in ``benchmarks/program.py``)."""
     import gc
-    import tracemalloc
     import weakref
 
     import dask.array as da
@@ -349,21 +349,19 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
     def run(n):
         most.clear()
         alive.clear()
-        tracemalloc.start()
         client = _FakeClient()
         outcomes = run_program([f"jw{i:05d}_uncal.fits" for i in range(n)], plan,
                                client=client, max_in_flight=3)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        gc.collect()
         # exposures go to the worker with the fewest in flight: both get their share
         assert abs(client.placed.count("w1") - client.placed.count("w2")) <= n // 10
         assert [o.status for o in outcomes] == [DONE] * n, outcomes[0].error
-        return peak, max(most)
+        return max(most), sum(r() is not None for r in alive)
 
-    small_peak, small_most = run(100)
-    big_peak, big_most = run(1000)
+    small_most, small_left = run(100)
+    big_most, big_left = run(1000)
     assert small_most <= 4 and big_most <= 4  # 3 in flight + the one being built
-    assert big_peak < 1.5 * small_peak, (small_peak, big_peak)
+    assert small_left == big_left == 0  # every graph let go once its exposure is done
 
 
 def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(monkeypatch):

@@ -111,3 +111,31 @@ def test_worker_processes_import_the_pipeline_ahead():
             time.sleep(0.2)
     with dask_client(None, n_workers=1, threads_per_worker=1) as client:
         assert on_workers(client) == []
+
+
+def test_dask_task_spec_still_offers_what_detflow_uses():
+    """detflow.runtime.taskspec is the one use of Dask's private ``dask._task_spec``:
+    this fails, naming what changed, when a Dask release renames or reshapes it."""
+    import dask
+    import dask.array as da
+
+    from detflow.runtime import taskspec
+
+    for cls_name, attrs in taskspec.USED.items():
+        cls = getattr(taskspec, cls_name)
+        missing = [a for a in attrs if not hasattr(cls, a)]
+        assert not missing, f"dask {dask.__version__}: {cls_name} lost {missing}"
+    x = (da.ones((4, 4), chunks=2) + 1).sum()
+    (opt,) = dask.optimize(x)
+    graph = taskspec.convert_legacy_graph(dict(opt.__dask_graph__()))
+    assert graph and all(isinstance(n, taskspec.GraphNode) for n in graph.values()), (
+        f"dask {dask.__version__}: convert_legacy_graph no longer gives GraphNodes")
+    tasks = [n for n in graph.values() if isinstance(n, taskspec.Task)]
+    assert tasks and all(callable(t.func) for t in tasks)
+    assert all(isinstance(n.dependencies, (set, frozenset)) for n in graph.values())
+    (key,) = opt.__dask_keys__()  # a 0-d array: one key
+    renamed = {k: (f"x-{k[0]}",) + k[1:] if isinstance(k, tuple) else f"x-{k}" for k in graph}
+    moved = {renamed[k]: n.substitute(renamed, key=renamed[k]) for k, n in graph.items()}
+    from dask.delayed import Delayed
+
+    assert Delayed(renamed[key], moved).compute(optimize_graph=False) == 32.0

@@ -86,21 +86,13 @@ from detflow.io.fitsio import (
 log = logging.getLogger("detflow.io.refs")
 
 __all__ = [
-    "OPTIONAL_REFTYPES",
     "clear_reference_index",
     "open_reference",
     "open_reference_for",
     "reference_index",
     "resolve_reference",
-    "resolve_references",
     "select_region",
 ]
-
-#: Reference types whose absence is normal (the step is then skipped): resolution
-#: returns ``"N/A"`` for them when nothing is found and ``optional`` is not given.
-OPTIONAL_REFTYPES = frozenset(
-    {"ipc", "persat", "trapdensity", "trappars", "sirskernel", "pictureframe", "emicorr"}
-)
 
 #: Reference types whose subarray shape jwst requires to equal the science shape
 #: (no subarray cutting in jwst's dark_current and reset steps).
@@ -1633,65 +1625,6 @@ def _resolve_dir(rt, exposure, refs_dir, storage_options=None):
         f"{refs_dir} has {len(matching)} {rt} file(s) for {det}, none usable: "
         + "; ".join(parts)
     )
-
-
-def resolve_references(
-    reftypes,
-    exposure,
-    overrides=None,
-    refs_dir=None,
-    *,
-    use_crds=None,
-    optional=None,
-    storage_options=None,
-):
-    """Resolve several reference types for one exposure (see :func:`resolve_reference`).
-
-    Parameters
-    ----------
-    reftypes : iterable of str
-        Reference types, any case.
-    exposure : Mapping or xarray.Dataset
-        The exposure's attrs, or the exposure Dataset.
-    overrides : dict, optional
-        ``{reftype or "override_<reftype>": path or "N/A"}``; ``None`` values
-        are ignored.
-    refs_dir : str or os.PathLike, optional
-        Reference directory; default ``<exposure folder>/refs``.
-    use_crds : bool, optional
-        Whether to ask CRDS; default: when ``CRDS_PATH`` is set.
-    optional : collection of str, optional
-        Reference types that resolve to ``"N/A"`` when nothing is found;
-        default :data:`OPTIONAL_REFTYPES`.
-    storage_options : dict, optional
-        fsspec options for URLs.
-
-    Returns
-    -------
-    dict
-        Lower-case reftype -> path or ``"N/A"``.
-    """
-    opt = OPTIONAL_REFTYPES if optional is None else {str(o).lower() for o in optional}
-    given = {}
-    for key, value in (overrides or {}).items():
-        name = str(key).lower()
-        if name.startswith("override_"):
-            name = name[len("override_") :]
-        if value is not None:
-            given[name] = value
-    out = {}
-    for reftype in reftypes:
-        name = str(reftype).lower()
-        out[name] = resolve_reference(
-            name,
-            exposure,
-            override=given.get(name),
-            refs_dir=refs_dir,
-            use_crds=use_crds,
-            optional=name in opt,
-            storage_options=storage_options,
-        )
-    return out
 
 
 def read_user_dq(path):

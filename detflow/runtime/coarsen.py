@@ -32,8 +32,9 @@ SMALL_CONSTANT = 64 * 1024
 
 
 def _is_light(node):
-    from dask._task_spec import Alias, DataNode, Task
     from dask.utils import funcname
+
+    from detflow.runtime.taskspec import Alias, DataNode, Task
 
     if isinstance(node, (Alias, DataNode)):
         return True
@@ -44,7 +45,7 @@ def _is_light(node):
 
 
 def _is_small_constant(node):
-    from dask._task_spec import DataNode
+    from detflow.runtime.taskspec import DataNode
 
     if not isinstance(node, DataNode):
         return False
@@ -61,7 +62,7 @@ def coarsen(graph, keys):
     ----------
     graph : dict
         ``{key: GraphNode}`` (new-style Dask tasks, e.g. from
-        ``dask._task_spec.convert_legacy_graph``), already optimised.
+        :func:`detflow.runtime.taskspec.convert_legacy_graph`), already optimised.
     keys : collection
         The keys asked for: they stay tasks of their own.
 
@@ -74,7 +75,7 @@ def coarsen(graph, keys):
         of them. Keys the graph refers to but does not hold (results already in a
         cluster's memory) stay references.
     """
-    from dask._task_spec import GraphNode
+    from detflow.runtime.taskspec import GraphNode
 
     keep = set(keys)
     users = {k: [] for k in graph}

@@ -65,10 +65,10 @@ def label_by_step(delayed, owners, exposure):
         but does not hold (results already in a cluster's memory) keep their names.
     """
     import dask
-    from dask._task_spec import convert_legacy_graph
     from dask.delayed import Delayed
 
     from detflow.runtime.coarsen import coarsen
+    from detflow.runtime.taskspec import convert_legacy_graph
 
     many = isinstance(delayed, (list, tuple))
     optimized = dask.optimize(*(delayed if many else [delayed]))
