@@ -795,8 +795,9 @@ def _dry_run(inputs, pars, step_params, args):
 def _dry_run_rows(ds, pars, step_params, refs_dir):
     """The plan's lines for one exposure: each step (run or skip) with its reference
     files, and under it one line per reference saying why that file was chosen."""
-    from detflow.io.refs import resolve_reference
+    from detflow.pipeline.builder import resolve_step_references
     from detflow.pipeline.order import steps_for
+    from detflow.steps import get_step, is_implemented
 
     sequence = steps_for(ds.attrs.get("instrument"))
     if pars.get("step"):
@@ -806,16 +807,9 @@ def _dry_run_rows(ds, pars, step_params, refs_dir):
         p = step_params.get(spec.name, {})
         skip = p.get("skip", spec.skip_default) and not pars.get("step")
         refs, whys = [], []
-        for reftype in spec.reftypes:
-            if skip:
-                break
-            ref, why = resolve_reference(
-                reftype.upper(), ds.attrs,
-                override=p.get(f"override_{reftype}"),
-                refs_dir=refs_dir,
-                optional=reftype in spec.optional_refs,
-                explain=True,
-            )
+        step = get_step(spec.name) if is_implemented(spec.name) else spec
+        chosen = {} if skip else resolve_step_references(step, ds, p, refs_dir)
+        for reftype, (ref, why) in chosen.items():
             refs.append(f"{reftype}={Path(ref).name if ref != 'N/A' else 'N/A'}")
             whys.append(f"{' ' * 9}{reftype}: {why}")
         state = "skip" if skip else "run "

@@ -24,8 +24,9 @@ from detflow.io.products import dark_output_path, product_path
 from detflow.pipeline.builder import apply_step, build_detector1, dark_output
 from detflow.pipeline.params import read_parameter_file
 from detflow.registry import STEP_BY_CLASS, STEPS
-from detflow.runtime.execute import compute_and_write
+from detflow.runtime.execute import compute_and_write, compute_results
 from detflow.steps import GENERIC_PARAMS, STEP_NAMES, get_step, is_implemented
+from detflow.steps.ramp_fit import NO_PRODUCT
 
 __all__ = ["Step", "Detector1Pipeline", "STEP_CLASS_BY_NAME"] + sorted(STEP_BY_CLASS)
 
@@ -55,13 +56,11 @@ def _as_dataset(data):
 
 def _computed(result):
     """A step's result with its arrays computed (one pass for ramp_fit's products)."""
-    import dask
-
     if isinstance(result, dict):
         kinds = [k for k, v in result.items() if v is not None]
-        values = dask.compute(*[result[k] for k in kinds])
+        values = compute_results([result[k] for k in kinds])
         return {**result, **dict(zip(kinds, values, strict=True))}
-    return result.compute()
+    return compute_results([result])[0]
 
 
 def _as_models(result):
@@ -71,9 +70,8 @@ def _as_models(result):
         out = []
         for kind in ("rate", "rateints"):
             ds = result.get(kind)
-            if ds is not None and "no_product" in ds:
-                ds = ds.compute()
-                ds = None if bool(ds["no_product"]) else ds.drop_vars("no_product")
+            if ds is not None and NO_PRODUCT in ds:  # (computed by _computed)
+                ds = None if bool(ds[NO_PRODUCT]) else ds.drop_vars(NO_PRODUCT)
             out.append(None if ds is None else to_datamodel(ds))
         return tuple(out)
     return to_datamodel(result)

@@ -88,8 +88,3 @@ STEPS = {row.name: row for row in _ROWS}
 
 #: jwst class name -> alias (what a parameter file's ``class`` names).
 STEP_BY_CLASS = {row.class_name: row.name for row in _ROWS}
-
-
-def step_info(name):
-    """The :class:`StepInfo` of a step alias; ``KeyError`` for an unknown one."""
-    return STEPS[name]

@@ -734,6 +734,15 @@ def test_references_cut_for_an_exposure_are_reused_until_the_file_changes(
 # references through the manifest beside it, and the dry run and products say why.
 
 
+@pytest.fixture
+def empty_refs(tmp_path, monkeypatch):
+    """An empty ``refs/`` folder beside the exposures of ``tmp_path``; no CRDS cache."""
+    monkeypatch.delenv("CRDS_PATH", raising=False)
+    d = tmp_path / "refs"
+    d.mkdir()
+    return d
+
+
 def _gain(d, name, **kw):
     return write_ref(d / name, refs_dir_model("GAIN"), "GAIN", **kw)
 
@@ -748,10 +757,8 @@ def refs_dir_model(reftype, shape=(64, 96)):
     return dm.GainModel(data=np.ones(shape, "f4"))
 
 
-def test_tied_candidates_fail_listing_them_and_how_to_choose(tmp_path, monkeypatch):
-    monkeypatch.delenv("CRDS_PATH", raising=False)
-    d = tmp_path / "refs"
-    d.mkdir()
+def test_tied_candidates_fail_listing_them_and_how_to_choose(tmp_path, empty_refs):
+    d = empty_refs
     a = _gain(d, "jwst_nircam_gain_nrca1_s1.fits", useafter="2020-01-01T00:00:00")
     b = _gain(d, "jwst_nircam_gain_nrca1_s2.fits", useafter="2020-01-01T00:00:00")
     _gain(d, "jwst_nircam_gain_old.fits", useafter="2015-01-01T00:00:00")
@@ -797,10 +804,8 @@ def test_tied_candidates_fail_listing_them_and_how_to_choose(tmp_path, monkeypat
         resolve_reference("dark", attrs)
 
 
-def test_latest_useafter_not_after_the_exposure_start(tmp_path, monkeypatch):
-    monkeypatch.delenv("CRDS_PATH", raising=False)
-    d = tmp_path / "refs"
-    d.mkdir()
+def test_latest_useafter_not_after_the_exposure_start(tmp_path, empty_refs):
+    d = empty_refs
     # names in the opposite order of the dates: the name decides nothing
     new = _gain(d, "a_gain.fits", useafter="2020-01-01T00:00:00")
     old = _gain(d, "b_gain.fits", useafter="2015-01-01T00:00:00")
@@ -827,10 +832,8 @@ def test_latest_useafter_not_after_the_exposure_start(tmp_path, monkeypatch):
     assert path == future and why.endswith("(the only match)")
 
 
-def test_selection_keyword_mismatch_excludes(tmp_path, dm, monkeypatch):
-    monkeypatch.delenv("CRDS_PATH", raising=False)
-    d = tmp_path / "refs"
-    d.mkdir()
+def test_selection_keyword_mismatch_excludes(tmp_path, dm, empty_refs):
+    d = empty_refs
     sub = exposure_attrs(substrt=(9, 5), subsize=(32, 16), subarray="SUB160")
     sub["filter"] = "F090W"
     # READPATT: a BRIGHT1 readnoise does not serve a RAPID exposure
@@ -888,10 +891,8 @@ def test_selection_keyword_mismatch_excludes(tmp_path, dm, monkeypatch):
         resolve_reference("dark", miri, refs_dir=d)
 
 
-def test_detector_patterns_and_specificity(tmp_path, monkeypatch):
-    monkeypatch.delenv("CRDS_PATH", raising=False)
-    d = tmp_path / "refs"
-    d.mkdir()
+def test_detector_patterns_and_specificity(tmp_path, empty_refs):
+    d = empty_refs
     multi = write_ref(d / "mask_multi.fits", refs_dir_model("MASK"), "MASK",
                       detector="MULTIPLE", keywords={"P_DETECT": "NRCA1|NRCA2|"})
     path, why = resolve_reference("mask", exposure_attrs(detector="NRCA2"), refs_dir=d,
@@ -907,15 +908,13 @@ def test_detector_patterns_and_specificity(tmp_path, monkeypatch):
     assert resolve_reference("mask", exposure_attrs(detector="NRCA2"), refs_dir=d) == multi
 
 
-def test_product_header_says_why_each_reference(tmp_path, make_uncal, dm, monkeypatch):
+def test_product_header_says_why_each_reference(tmp_path, make_uncal, dm, empty_refs):
     from detflow.io.exposure import open_exposure
     from detflow.io.products import write_ramp
     from detflow.pipeline.builder import apply_step
 
-    monkeypatch.delenv("CRDS_PATH", raising=False)
     uncal, _ = make_uncal(shape=(1, 3, 32, 48))
-    (tmp_path / "refs").mkdir()
-    mask = write_ref(tmp_path / "refs" / "jwst_nircam_mask_0001.fits",
+    mask = write_ref(empty_refs / "jwst_nircam_mask_0001.fits",
                      refs_dir_model("MASK"), "MASK")
     ds = apply_step("dq_init", open_exposure(uncal))
     assert ds.attrs["provenance"][-1]["reference_reasons"]["mask"].startswith("refs dir refs:")

@@ -56,6 +56,7 @@ from detflow.io.fitsio import (
     FitsImage,
     FitsSource,
     header_to_dict,
+    local_path,
     padded_nbytes,
     plain_scalar,
     read_hdus,
@@ -420,7 +421,8 @@ def _exposure_file(source):
     if not isinstance(source, str | os.PathLike):
         return None
     source = os.fspath(source)
-    return source if "://" in source else os.path.abspath(source)
+    local = local_path(source)  # (the package's one rule: detflow.io.fitsio.is_remote)
+    return source if local is None else os.path.abspath(local)
 
 
 def _primary_header(attrs, path, model_type):

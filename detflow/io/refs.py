@@ -602,9 +602,12 @@ def reference_model_path(model, reftype=None):
 
     The model is saved once per object (a copy: the user's model is not changed) as
     FITS into a private temporary folder of this process, and that path is returned
-    on later calls; the file lives as long as the process. It is read by path, so
-    with a cluster of other machines give a file every worker can read instead.
+    on later calls; the file lives as long as the process (removed at its exit). It
+    is read by path, so with a cluster of other machines give a file every worker can
+    read instead.
     """
+    import atexit
+    import shutil
     import tempfile
 
     key = id(model)
@@ -613,6 +616,7 @@ def reference_model_path(model, reftype=None):
         if hit is not None and hit[0] is model and os.path.exists(hit[1]):
             return hit[1]
     folder = tempfile.mkdtemp(prefix="detflow-refmodels-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # removed with the process
     rt = _upper(getattr(getattr(model, "meta", None), "reftype", None) or reftype or "ref")
     name = getattr(model.meta, "filename", None) or f"{rt.lower()}.fits"
     stem = os.path.splitext(os.path.basename(str(name)))[0] or rt.lower()

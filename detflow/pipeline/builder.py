@@ -13,6 +13,39 @@ from detflow.steps import StepDef, get_step, is_implemented, skipped
 from detflow.steps.base import check_readout
 
 
+def resolve_step_references(step, ds, params, refs_dir=None):
+    """Which reference file each reference type of one step takes for one exposure,
+    and why, as the run and the dry run both choose them.
+
+    ``step`` is a :class:`~detflow.steps.base.StepDef`, or a
+    :class:`~detflow.registry.StepInfo` for a step detflow does not implement (then
+    every type is resolved). Types the step does not read for this input
+    (:meth:`StepDef.needed_reftypes`) are left out.
+
+    Returns
+    -------
+    dict
+        reftype (lower case) -> ``(path or "N/A", why)``.
+    """
+    needed = (step.needed_reftypes(ds, params) if isinstance(step, StepDef)
+              else step.reftypes)
+    out = {}
+    for reftype in step.reftypes:
+        if reftype not in needed:  # jwst decides without it (see StepDef.references_needed)
+            continue
+        override = params.get(f"override_{reftype}")
+        if is_datamodel(override):  # a reference model object, as jwst accepts
+            override = reference_model_path(override, reftype)
+        out[reftype] = resolve_reference(
+            reftype.upper(), ds.attrs,
+            override=override,
+            refs_dir=refs_dir,
+            optional=reftype in step.optional_refs,
+            explain=True,
+        )
+    return out
+
+
 def open_step_references(step, ds, params, refs_dir=None, *, reasons=None):
     """Resolve, open and cut the reference files of one step for one exposure.
 
@@ -28,21 +61,12 @@ def open_step_references(step, ds, params, refs_dir=None, *, reasons=None):
         reftype -> file name (or "N/A"), for the provenance.
     """
     refs, names = {}, {}
-    needed = step.needed_reftypes(ds, params)
+    chosen = resolve_step_references(step, ds, params, refs_dir)
     for reftype in step.reftypes:
-        if reftype not in needed:  # jwst decides without it (see StepDef.references_needed)
+        if reftype not in chosen:  # not read for this input
             refs[reftype] = None
             continue
-        override = params.get(f"override_{reftype}")
-        if is_datamodel(override):  # a reference model object, as jwst accepts
-            override = reference_model_path(override, reftype)
-        path, why = resolve_reference(
-            reftype.upper(), ds.attrs,
-            override=override,
-            refs_dir=refs_dir,
-            optional=reftype in step.optional_refs,
-            explain=True,
-        )
+        path, why = chosen[reftype]
         if reasons is not None:
             reasons[reftype] = why
         if path == "N/A":

@@ -70,6 +70,17 @@ def compute_and_write(items):
     return written + [("zarr", None, Path(p)) for p in computed[1:]]
 
 
+def compute_results(datasets):
+    """Lazy results (Datasets), computed together in one pass and returned in memory
+    as the writers receive them: Dask is given their arrays (:func:`lazy_parts`), and
+    the jump step's scalars are moved to ``attrs`` (:func:`scalars_to_attrs`). For
+    results returned rather than written (a jwst datamodel in, a model out)."""
+    parts = [lazy_parts(ds) for ds in datasets]
+    (values,) = dask.compute([arrays for _, arrays in parts])
+    return [scalars_to_attrs(from_parts(shell, v))
+            for (shell, _), v in zip(parts, values, strict=True)]
+
+
 def lazy_parts(obj):
     """``(shell, arrays)``: a lazy Dataset (or DataArray, or any Dask collection) as the
     Dask arrays of its lazy variables, and a shell holding the rest, from which

@@ -33,6 +33,7 @@ import numpy as np
 
 from detflow.errors import ParameterError
 from detflow.io.atomic import atomic_path
+from detflow.io.refs import MANIFEST_NAME
 from detflow.simulator import physics
 from detflow.simulator.instruments import DETECTORS
 
@@ -176,7 +177,7 @@ def simulate(
                              avdrkcur=avdrkcur, ref_shape=ref_shape, dq_def=dq_def,
                              gain_factor=gain_factor)
 
-    manifest = outdir / "manifest.json"
+    manifest = outdir / MANIFEST_NAME  # (what detflow.io.refs reads)
     content = {
         "instrument": det.instrument,
         "detector": det.detector,

@@ -96,6 +96,16 @@ class Param:
         return f"{name} = {typ}" + (f"  # {self.doc}" if self.doc else "")
 
 
+class _FromRow:
+    """A :class:`StepDef` attribute read from the step's :mod:`detflow.registry` row."""
+
+    def __set_name__(self, owner, name):
+        self.attr = name
+
+    def __get__(self, step, owner=None):
+        return self if step is None else getattr(step.info, self.attr)
+
+
 @dataclass(frozen=True)
 class StepDef:
     """A detector1 step: its declarations and the lazy ``apply`` function.
@@ -134,29 +144,14 @@ class StepDef:
         """The step's :class:`~detflow.registry.StepInfo`."""
         return STEPS[self.name]
 
-    @property
-    def class_name(self):
-        """jwst's class, e.g. ``DarkCurrentStep``."""
-        return self.info.class_name
-
-    @property
-    def cal_step(self):
-        """The ``meta.cal_step`` attribute, e.g. ``dark_sub``."""
-        return self.info.cal_step
-
-    @property
-    def reftypes(self):
-        """Reference types, lower case, in jwst's order."""
-        return self.info.reftypes
-
-    @property
-    def optional_refs(self):
-        """Reference types whose N/A the step accepts."""
-        return self.info.optional_refs
-
-    @property
-    def skip_default(self):
-        return self.info.skip_default
+    # jwst's identity of the step, read from its row: class name (``DarkCurrentStep``),
+    # ``meta.cal_step`` attribute (``dark_sub``), reference types (lower case, jwst's
+    # order), those whose N/A the step accepts, and its default skip
+    class_name = _FromRow()
+    cal_step = _FromRow()
+    reftypes = _FromRow()
+    optional_refs = _FromRow()
+    skip_default = _FromRow()
 
     def needed_reftypes(self, ds, params):
         """The reference types to resolve for ``ds`` (see :attr:`references_needed`)."""
