@@ -28,7 +28,7 @@ def __getattr__(name):
 
         return open_exposure
     if name == "open_reference":
-        from detflow.io.refs import open_reference
+        from detflow.io.references import open_reference
 
         return open_reference
     if name == "open_product":

@@ -68,7 +68,7 @@ KEYWORDS = {
 #: Primary-header keyword (detflow's own; jwst has none) of a product: the exposure file
 #: it was calibrated from (absolute path or URL), kept from product to product, so a step
 #: resumed from an intermediate finds the ``refs/`` folder beside that exposure
-#: (:func:`detflow.io.refs.resolve_reference`).
+#: (:func:`detflow.io.references.resolve_reference`).
 INPUT_KEYWORD = "DF_INPUT"
 
 #: Full-frame detector sizes (ny, nx) in the DMS orientation.

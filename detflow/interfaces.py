@@ -17,12 +17,13 @@ from pathlib import Path
 
 import xarray as xr
 
-from detflow.errors import InputFileError, ParameterError
+from detflow.errors import ParameterError
 from detflow.io.datamodels import from_datamodel, is_datamodel, to_datamodel
-from detflow.io.exposure import open_exposure
-from detflow.io.products import dark_output_path, product_path
+from detflow.io.products import open_exposure_or_product
 from detflow.pipeline.builder import apply_step, build_detector1, dark_output
 from detflow.pipeline.params import read_parameter_file
+from detflow.pipeline.plan import Outputs, exposure_paths, plan_exposure, plan_step
+from detflow.program import persistence_chains
 from detflow.registry import STEP_BY_CLASS, STEPS
 from detflow.runtime.execute import compute_and_write, compute_results
 from detflow.steps import GENERIC_PARAMS, STEP_NAMES, get_step, is_implemented
@@ -40,14 +41,7 @@ def _as_dataset(data):
     if is_datamodel(data):
         return from_datamodel(data)
     if isinstance(data, (str, Path)):
-        try:
-            return open_exposure(str(data))
-        except InputFileError as exc:
-            if "SCI has 2 dimensions" in exc.problem or "SCI has 3 dimensions" in exc.problem:
-                from detflow.io.products import open_product
-
-                return open_product(str(data))  # a rate or rateints product
-            raise
+        return open_exposure_or_product(str(data))[1]
     raise ParameterError(
         f"cannot calibrate a {type(data).__name__}: give a file path or URL, a Dataset or "
         "a jwst datamodel"
@@ -103,7 +97,7 @@ class Step:
     def __init__(self, name=None, config_file=None, refs_dir=None, **params):
         object.__setattr__(self, "_params", self._defaults())
         object.__setattr__(self, "name", name or self.step_name)
-        # detflow's own: a folder of reference files to search (see detflow.io.refs)
+        # detflow's own: a folder of reference files to search (see detflow.io.references)
         object.__setattr__(self, "refs_dir", refs_dir)
         if config_file is not None:
             self._update(_step_params_from_file(config_file, self.step_name))
@@ -169,41 +163,37 @@ class Step:
         With ``save_results`` the result is computed and written as
         ``<output_dir>/<root>_<suffix>.fits`` (suffix: the step alias by default).
         """
-        ds = _as_dataset(data)
-        result = apply_step(self.step_name, ds, self._params, self.refs_dir)
-        ptime = self._params.get("persistence_time")
-        if self.step_name == "persistence" and ptime is not None and ptime <= 0:
-            self._params["persistence_time"] = None  # as jwst resets it
-        item = _persistence_item(self.step_name, result, self._params, None)
-        if item is not None:  # jwst writes it whether or not results are saved
-            compute_and_write([item])
-        if self.step_name == "dark_current" and self._params.get("dark_output"):
-            dark = dark_output(ds, self._params, self.refs_dir)
-            path = dark_output_path(self._params["dark_output"], self.output_dir)
-            compute_and_write([("dark", dark, path)])
-        if is_datamodel(data):  # computed once, for the models and any saved product
-            result = _computed(result)
-        if self.save_results:
-            self._save(result, ds)
+        result, plan = self._plan(_as_dataset(data), compute=is_datamodel(data))
+        compute_and_write(plan)
         if is_datamodel(data):  # a model in, jwst's model class out
             return _as_models(result)
         if isinstance(result, dict):  # ramp_fit returns (rate, rateints) as jwst does
             return result.get("rate"), result.get("rateints")
         return result
 
-    def _save(self, result, ds):
-        outdir = Path(self.output_dir or ".")
-        base = self.output_file or ds.attrs.get("source") or "detflow"
-        if isinstance(result, dict):
-            items = [
-                (kind, result.get(kind), product_path(base, outdir, kind))
-                for kind in ("rate", "rateints", "fitopt")
-            ]
-        else:
-            kind = "ramp" if "groupdq" in result else (
-                "rate" if result["data"].ndim == 2 else "rateints")
-            items = [(kind, result, product_path(base, outdir, self.product_suffix))]
-        compute_and_write(items)
+    def plan(self, data):
+        """What :meth:`run` writes, lazily: a :class:`~detflow.pipeline.plan.ProductPlan`
+        (nothing computed)."""
+        return self._plan(_as_dataset(data))[1]
+
+    def _plan(self, ds, compute=False):
+        """``(result, plan)``: the step's lazy result (computed when ``compute``: a
+        datamodel was given, the models are made from it) and what :meth:`run` writes:
+        the persistence file (written whether or not results are saved, as jwst does),
+        the dark_output, and with ``save_results`` the result."""
+        result = apply_step(self.step_name, ds, self._params, self.refs_dir)
+        ptime = self._params.get("persistence_time")
+        if self.step_name == "persistence" and ptime is not None and ptime <= 0:
+            self._params["persistence_time"] = None  # as jwst resets it
+        dark = None
+        if self.step_name == "dark_current" and self._params.get("dark_output"):
+            dark = dark_output(ds, self._params, self.refs_dir)
+        if compute:  # computed once, for the models and any saved product
+            result = _computed(result)
+        plan = plan_step(self.step_name, ds, result, self._params,
+                         Outputs(output_dir=self.output_dir or ".", output_file=self.output_file),
+                         save_results=self.save_results, suffix=self.product_suffix, dark=dark)
+        return result, plan
 
     @classmethod
     def call(cls, data, config_file=None, **params):
@@ -228,63 +218,6 @@ def _intermediates(value):
         raise ParameterError(f"save_intermediates: unknown steps {unknown}; detector1 "
                              f"steps are: {', '.join(Detector1Pipeline.step_defs)}")
     return tuple(n for n in names if n != "gain_scale")
-
-
-def _ran(ds, alias):
-    """Whether the step ran (its last provenance entry is not SKIPPED)."""
-    entries = [p for p in ds.attrs.get("provenance") or () if p.get("step") == alias]
-    return bool(entries) and entries[-1].get("status") != "SKIPPED"
-
-
-class Plan(list):
-    """What a pipeline run writes: ``[(kind, lazy Dataset, path)]``; ``stages`` holds
-    ``[(step, lazy Dataset)]`` in pipeline order (the input as ``read``) and ``root`` the
-    exposure's product root name, to name the tasks after steps and exposure
-    (:mod:`detflow.runtime.names`). ``carry`` is the state the next exposure of a
-    program's chain takes in (the persistence windows, a lazy ``(y, x)`` DataArray), or
-    None."""
-
-    stages: list
-    root: str
-    carry = None
-
-
-def _persistence_item(alias, result, params, filename):
-    """``("persistence", Dataset, save_persistence)`` for :func:`compute_and_write` when
-    the persistence step ran (COMPLETE) with ``save_persistence`` set, else None. Only
-    the window array is computed; ``filename`` is what jwst records (the model's name:
-    the last product saved before the step, else the input's)."""
-    if alias != "persistence" or not params.get("save_persistence") or result is None:
-        return None
-    if (result.attrs.get("cal_step") or {}).get("persistence") != "COMPLETE":
-        return None
-    out = result[["persistence_array"]]
-    if filename:
-        out = out.assign_attrs(persistence_filename=filename)
-    return ("persistence", out, params["save_persistence"])
-
-
-def _check_start_windows(path, detector, chain):
-    """Refuse a ``persistence_array_file`` whose entry for ``detector`` was written by an
-    exposure of ``chain`` (an earlier run of the same program saving to the same file):
-    the chain's first exposure would start from windows left after it, counting its own
-    and later exposures' charge as persistence. jwst has no such check (it would read
-    them); detflow says so instead of giving wrong flags."""
-    from detflow.io.persistence import read_persistence_entry
-
-    entry = read_persistence_entry(path, detector)
-    if entry is None or not entry.filename:
-        return
-    written = Path(entry.filename).name
-    for source in chain:
-        root = product_path(source, None, "x").name[: -len("_x.fits")]
-        if written == Path(str(source)).name or written.startswith(root + "_"):
-            raise ParameterError(
-                f"persistence_array_file {path}: its {detector} entry was written by "
-                f"{written}, an exposure of this program (an earlier run saving to the "
-                f"same file): the first {detector} exposure, {Path(str(chain[0])).name}, "
-                "would start from the windows left after it. Give the file saved before "
-                "the program ran, or none.")
 
 
 def _step_params_from_file(path, step_name):
@@ -381,7 +314,7 @@ class Detector1Pipeline:
     def __init__(self, config_file=None, steps=None, refs_dir=None, save_intermediates=None,
                  **params):
         object.__setattr__(self, "_params", dict(self._own))
-        # detflow's own: a folder of reference files to search (see detflow.io.refs)
+        # detflow's own: a folder of reference files to search (see detflow.io.references)
         object.__setattr__(self, "refs_dir", refs_dir)
         # detflow's own: steps whose output to keep as Zarr stores ("all" for every step)
         object.__setattr__(self, "save_intermediates", _intermediates(save_intermediates))
@@ -456,13 +389,30 @@ class Detector1Pipeline:
             return computed["rate"]
         return self.build(data)["rate"]
 
+    def outputs(self):
+        """What a run saves (:class:`detflow.pipeline.plan.Outputs`), from the
+        pipeline's and its steps' parameters."""
+        return Outputs(
+            output_dir=str(self.output_dir or "."),
+            output_file=self.output_file,
+            saved_steps=tuple((alias, getattr(self, alias).product_suffix)
+                              for alias in self.step_defs
+                              if getattr(self, alias).save_results),
+            calibrated_ramp=bool(self.save_calibrated_ramp),
+            results=bool(self.save_results),
+            fitopt=bool(getattr(self.ramp_fit, "save_opt", False)),
+            dark_output=self.dark_current.dark_output,
+            intermediates=tuple(self.save_intermediates or ()),
+        )
+
     def plan(self, data, persistence_array=None, save_persistence=True):
-        """What :meth:`run` writes, lazily: a :class:`Plan`, ``[(kind, Dataset, path)]`` as
-        :func:`detflow.runtime.execute.compute_and_write` takes them (nothing computed).
+        """What :meth:`run` writes, lazily: a :class:`~detflow.pipeline.plan.ProductPlan`
+        (its products as :func:`detflow.runtime.execute.compute_and_write` takes them;
+        nothing computed).
 
         In a program whose exposures are chained by persistence
-        (:meth:`persistence_chains`), ``persistence_array`` is the windows carried in
-        from the previous exposure of the detector (it replaces
+        (:func:`detflow.program.persistence_chains`), ``persistence_array`` is the
+        windows carried in from the previous exposure of the detector (it replaces
         ``persistence_array_file``), and ``save_persistence=False`` leaves the step's
         ``save_persistence`` file to the last exposure of the chain. The plan's ``carry``
         is this exposure's outgoing windows when the persistence step runs.
@@ -470,114 +420,22 @@ class Detector1Pipeline:
         ds = _as_dataset(data)
         built = build_detector1(ds, self.step_params(), self.refs_dir,
                                 persistence_array=persistence_array)
-        outdir = Path(self.output_dir or ".")
-        base = self.output_file or ds.attrs.get("source") or "detflow"
-        items = Plan()
-        items.root = product_path(base, outdir, "x").name[: -len("_x.fits")]
-        items.stages = [("read", ds)] + list(built["steps"].items()) + [
-            ("ramp_fit", built[kind]) for kind in ("rate", "rateints", "fitopt")]
-        if built["dark_output"] is not None:
-            items.stages.append(("dark_current", built["dark_output"]))
-        last_saved = None  # jwst's model name when persistence runs: the last saved product
-        for alias, step_ds in built["steps"].items():
-            step = getattr(self, alias)
-            if alias == "persistence":
-                item = _persistence_item(alias, step_ds, step.get_pars(), last_saved)
-                if item is not None and save_persistence:
-                    items.append(item)
-                if _ran(step_ds, alias) and "persistence_array" in step_ds:
-                    items.carry = step_ds["persistence_array"]
-            if step.save_results:
-                path = product_path(base, outdir, step.product_suffix)
-                items.append(("ramp", step_ds, path))
-                last_saved = Path(path).name
-        if self.save_calibrated_ramp:
-            items.append(("ramp", built["ramp"], product_path(base, outdir, "ramp")))
-        if self.save_results:
-            for kind in ("rate", "rateints"):
-                items.append((kind, built[kind], product_path(base, outdir, kind)))
-        if getattr(self.ramp_fit, "save_opt", False):
-            items.append(("fitopt", built["fitopt"], product_path(base, outdir, "fitopt")))
-        if built["dark_output"] is not None:
-            path = dark_output_path(self.dark_current.dark_output, self.output_dir)
-            items.append(("dark", built["dark_output"], path))
-        for alias in self.save_intermediates or ():
-            if alias == "ramp_fit":
-                for kind in ("rate", "rateints"):
-                    if built[kind] is not None:
-                        path = product_path(base, outdir, kind, ext=".zarr")
-                        items.append(("zarr", built[kind], path))
-            elif alias in built["steps"] and _ran(built["steps"][alias], alias):
-                path = product_path(base, outdir, alias, ext=".zarr")
-                items.append(("zarr", built["steps"][alias], path))
-        return items
+        return plan_exposure(ds, built, self.outputs(), self.persistence.get_pars(),
+                             save_persistence=save_persistence)
 
     def persistence_chains(self, inputs):
-        """How a program's exposures are chained by persistence, or None.
-
-        When the persistence step runs (not skipped, a positive ``persistence_time``),
-        the exposures of each detector are ordered by start time (``EXPSTART``; equal
-        times keep the order given) and each one takes in the windows the one before it
-        left (:meth:`plan`'s ``persistence_array``); exposures of different detectors are
-        independent. jwst chains them through ``save_persistence`` /
-        ``persistence_array_file``, one exposure after another; here the chain is an
-        edge of the graph: the first exposure of each detector reads
-        ``persistence_array_file`` (if given), the last one writes ``save_persistence``.
-
-        Parameters
-        ----------
-        inputs : sequence of str
-            The program's exposures (paths or URLs).
-
-        Returns
-        -------
-        list of list of str, or None
-            The chains, each in time order, in the order of their first input; None when
-            persistence does not run. An input whose header cannot be read is a chain of
-            its own (it fails with its error when its graph is built).
-        """
-        step = self.persistence
-        ptime = step.persistence_time
-        if step.skip or ptime is None or not ptime > 0:
-            return None
-        from detflow.errors import DetflowError
-        from detflow.io.exposure import detector_and_start
-
-        chains, order = {}, []
-        for i, source in enumerate(inputs):
-            try:
-                detector, start = detector_and_start(source)
-            except DetflowError:
-                detector, start = None, None
-            key = detector if detector is not None else ("unread", i)
-            if key not in chains:
-                chains[key] = []
-                order.append(key)
-            chains[key].append((start if start is not None else float("inf"), i, source))
-        out = [[source for _, _, source in sorted(chains[key])] for key in order]
-        if step.persistence_array_file:
-            for key, chain in zip(order, out, strict=True):
-                if isinstance(key, str):
-                    _check_start_windows(step.persistence_array_file, key, chain)
-        return out
+        """How a program's exposures are chained by persistence, or None
+        (:func:`detflow.program.persistence_chains` with this pipeline's persistence
+        parameters)."""
+        return persistence_chains(inputs, self.persistence.get_pars())
 
     def product_paths(self, source):
         """The exposure products :meth:`run` writes for the input ``source`` (path or
         URL): per-step results, calibrated ramp, rate, rateints, fitopt -- what makes an
         exposure complete when a program is run again (shared outputs, the
         dark_output and persistence files, are not counted)."""
-        outdir = Path(self.output_dir or ".")
-        base = self.output_file or source
-        paths = [product_path(base, outdir, getattr(self, alias).product_suffix)
-                 for alias in self.step_defs if getattr(self, alias).save_results
-                 and alias not in ("ramp_fit", "gain_scale")]
-        if self.save_calibrated_ramp:
-            paths.append(product_path(base, outdir, "ramp"))
-        if self.save_results:
-            paths += [product_path(base, outdir, kind) for kind in ("rate", "rateints")]
-        if getattr(self.ramp_fit, "save_opt", False):
-            paths.append(product_path(base, outdir, "fitopt"))
-        return paths
+        return exposure_paths(self.outputs(), source, [
+            alias for alias in self.step_defs if alias not in ("ramp_fit", "gain_scale")])
 
     @classmethod
     def call(cls, data, config_file=None, steps=None, **params):

@@ -18,23 +18,24 @@ prints it).
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detflow.errors import DetflowError, InputFileError
-from detflow.io.fitsio import is_remote
-from detflow.runtime.execute import CARRY, compute_and_write, write_task
+from detflow.errors import DetflowError, InputFileError, ParameterError
+from detflow.io.urls import is_remote
+from detflow.pipeline.plan import product_root
+from detflow.runtime.executors import create_executor
+from detflow.runtime.jobs import CANCELLED, DONE, FAILED, SKIPPED, order_jobs
 
 #: File names a folder given as input contributes (raw and ramp exposures).
 EXPOSURE_PATTERNS = ("*_uncal.fits", "*_ramp.fits")
 
-DONE, SKIPPED, FAILED, CANCELLED = "done", "skipped", "failed", "cancelled"
+__all__ = ["CANCELLED", "DONE", "FAILED", "SKIPPED", "Outcome", "expand_inputs",
+           "is_complete", "persistence_chains", "run_program", "summary_rows"]
 
 
 @dataclass
@@ -93,36 +94,6 @@ def is_complete(paths: Sequence[os.PathLike]) -> bool:
     """Whether every product path exists (products are written atomically: one that
     exists is whole)."""
     return bool(paths) and all(Path(p).exists() for p in paths)
-
-
-def _error_text(exc):
-    if isinstance(exc, DetflowError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
-@dataclass(eq=False, slots=True)
-class _Job:
-    """One exposure to run. In a chained program (persistence), ``prev`` is the
-    exposure before it in its detector's chain, whose carried state it takes in."""
-
-    exp: str
-    prev: _Job | None = None
-    last: bool = True  # last of its chain: writes the chain's shared file
-    chained: bool = False
-    carry_only: bool = False  # products complete: run only for the state it carries
-    needed: bool = False  # the next exposure of the chain takes in its state
-    carry: object = None  # its state: array (here), Future (cluster) or _BROKEN
-    carry_shape: tuple = ()  # (shape, dtype) of a state held on the cluster
-    error: str = ""  # why it failed (for the next one's message)
-    stores: tuple = ()  # its Zarr stores (written under temporary names until complete)
-
-
-class _Broken:
-    """The state of an exposure that failed before making it."""
-
-
-_BROKEN = _Broken()
 
 
 def run_program(
@@ -185,19 +156,21 @@ def run_program(
         if on_event is not None:
             on_event(outcome)
 
+    def finish(job, status, error="", written=()):
+        outcomes[job.exp].seconds = time.perf_counter() - job.t0
+        decide(outcomes[job.exp], status, error, written)
+
     complete = {exp: not overwrite and products is not None and is_complete(products(exp))
                 for exp in inputs}
     for exp in inputs:
         if complete[exp]:
             decide(outcomes[exp], SKIPPED)
     groups = chains(list(inputs)) if chains is not None and len(inputs) > 1 else None
-    jobs = _jobs(inputs, groups, complete)
+    jobs = order_jobs(inputs, groups, complete)
+    executor = create_executor("local") if client is None else create_executor(
+        "cluster", client=client, max_in_flight=max_in_flight, join_tiles=len(inputs) > 1)
     try:
-        if client is None:
-            _run_here(jobs, plan, outcomes, decide)
-        else:
-            _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight,
-                            program=len(inputs) > 1)
+        executor.run(jobs, plan, finish)
     except KeyboardInterrupt as exc:
         for outcome in outcomes.values():
             if not outcome.status:
@@ -207,307 +180,78 @@ def run_program(
     return [outcomes[e] for e in inputs]
 
 
-def _jobs(inputs, groups, complete):
-    """The exposures to run, in the order to admit them: as given, or, for chains,
-    the first of every chain, then the second of every chain, ... (so each one's
-    predecessor is admitted before it, and chains progress side by side)."""
-    if groups is None:  # made as they are admitted: a long program holds none ahead
-        return (_Job(exp) for exp in inputs if not complete[exp])
-    if sorted(e for g in groups for e in g) != sorted(inputs):
-        raise ValueError("the chains must hold every input once")
-    columns = []
-    for group in groups:
-        # everything before the last exposure to redo makes its state for the next one
-        last_todo = max((i for i, e in enumerate(group) if not complete[e]), default=-1)
-        prev = None
-        for i, exp in enumerate(group[: last_todo + 1]):
-            job = _Job(exp, prev=prev, last=i == len(group) - 1, chained=True,
-                       carry_only=complete[exp], needed=i < last_todo)
-            if len(columns) <= i:
-                columns.append([])
-            columns[i].append(job)
-            prev = job
-    return [job for column in columns for job in column]
+def persistence_chains(inputs, params):
+    """How a program's exposures are chained by persistence, or None.
 
+    When the persistence step runs (``params``, its parameters: not skipped, a positive
+    ``persistence_time``), the exposures of each detector are ordered by start time
+    (``EXPSTART``; equal times keep the order given) and each one takes in the windows
+    the one before it left (the plan's ``persistence_array``); exposures of different
+    detectors are independent. jwst chains them through ``save_persistence`` /
+    ``persistence_array_file``, one exposure after another; here the chain is an edge of
+    the graph: the first exposure of each detector reads ``persistence_array_file`` (if
+    given), the last one writes ``save_persistence``.
 
-def _chain_error(job):
-    """Why ``job`` cannot run: its predecessor failed before making its state (or "")."""
-    prev = job.prev
-    if prev is None or prev.carry is not _BROKEN:
-        return ""
-    name = Path(prev.exp).name if not is_remote(prev.exp) else prev.exp
-    return (f"persistence chain: the previous exposure of this detector, {name}, "
-            f"failed: {prev.error.splitlines()[0] if prev.error else 'no state'}")
+    Parameters
+    ----------
+    inputs : sequence of str
+        The program's exposures (paths or URLs).
+    params : dict
+        The persistence step's parameters.
 
+    Returns
+    -------
+    list of list of str, or None
+        The chains, each in time order, in the order of their first input; None when
+        persistence does not run. An input whose header cannot be read is a chain of
+        its own (it fails with its error when its graph is built).
+    """
+    ptime = params.get("persistence_time")
+    if params.get("skip") or ptime is None or not ptime > 0:
+        return None
+    from detflow.io.exposure import detector_and_start
 
-def cluster_tiles():
-    """Tiles for a program on a distributed scheduler, for the block: neighbouring
-    amplifiers joined up to :data:`detflow.io.chunks.CLUSTER_JOIN_BYTES` (fewer, larger
-    tasks; each costs the scheduler about a millisecond), unless the Dask setting
-    ``detflow.tiles.join-bytes`` is the user's own."""
-    import dask
-
-    from detflow.io.chunks import CLUSTER_JOIN_BYTES, JOIN_KEY
-
-    if dask.config.get(JOIN_KEY, None) is not None:
-        return contextlib.nullcontext()
-    return dask.config.set({JOIN_KEY: CLUSTER_JOIN_BYTES})
-
-
-def _plan_job(plan, job, incoming):
-    items = plan(job.exp) if not job.chained else plan(
-        job.exp, persistence_array=incoming, save_persistence=job.last)
-    job.stores = tuple(path for kind, _, path in items if kind == "zarr")
-    return items
-
-
-def _remove_partial_stores(job):
-    """The Zarr stores a failed or cancelled exposure left half written under their
-    temporary names (a complete store is moved to its name at the very end)."""
-    for path in job.stores:
-        path = Path(path)
-        for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _carry_item(items):
-    carry = getattr(items, "carry", None)
-    return None if carry is None else (CARRY, carry, None)
-
-
-def _run_here(jobs, plan, outcomes, decide):
-    for job in jobs:
-        outcome = outcomes[job.exp]
-        t0 = time.perf_counter()
-        items, reason = None, _chain_error(job)
+    chains, order = {}, []
+    for i, source in enumerate(inputs):
         try:
-            if reason:
-                raise _ChainBroken(reason)
-            items = _plan_job(plan, job, None if job.prev is None else job.prev.carry)
-            todo = [] if job.carry_only else list(items)
-            carry = _carry_item(items) if job.needed else None
-            written = compute_and_write(todo + ([carry] if carry else []))
-        except Exception as exc:  # one exposure's failure does not stop the program
-            _remove_partial_stores(job)
-            job.error = _error_text(exc)
-            job.carry = _salvage_carry(items) if job.needed and items is not None else None
-            if job.needed and job.carry is None:
-                job.carry = _BROKEN
-            if not job.carry_only:
-                outcome.seconds = time.perf_counter() - t0
-                decide(outcome, FAILED, job.error)
-            continue
-        except BaseException:  # Ctrl-C: no half-written store left behind
-            _remove_partial_stores(job)
-            raise
-        finally:
-            if job.prev is not None and job.prev.carry is not _BROKEN:
-                job.prev.carry = None  # taken in: let it go
-        if job.needed:
-            job.carry = next((ds.values for kind, ds, _ in written if kind == CARRY), None)
-        if not job.carry_only:
-            outcome.seconds = time.perf_counter() - t0
-            decide(outcome, DONE, written=[str(p) for k, _, p in written
-                                           if p is not None and k != CARRY])
+            detector, start = detector_and_start(source)
+        except DetflowError:
+            detector, start = None, None
+        key = detector if detector is not None else ("unread", i)
+        if key not in chains:
+            chains[key] = []
+            order.append(key)
+        chains[key].append((start if start is not None else float("inf"), i, source))
+    out = [[source for _, _, source in sorted(chains[key])] for key in order]
+    if params.get("persistence_array_file"):
+        for key, chain in zip(order, out, strict=True):
+            if isinstance(key, str):
+                _check_start_windows(params["persistence_array_file"], key, chain)
+    return out
 
 
-class _ChainBroken(DetflowError):
-    """The previous exposure of a chain failed before making its state."""
+def _check_start_windows(path, detector, chain):
+    """Refuse a ``persistence_array_file`` whose entry for ``detector`` was written by an
+    exposure of ``chain`` (an earlier run of the same program saving to the same file):
+    the chain's first exposure would start from windows left after it, counting its own
+    and later exposures' charge as persistence. jwst has no such check (it would read
+    them); detflow says so instead of giving wrong flags."""
+    from detflow.io.persistence import read_persistence_entry
 
+    entry = read_persistence_entry(path, detector)
+    if entry is None or not entry.filename:
+        return
+    written = Path(entry.filename).name
+    for source in chain:
+        root = product_root(source)
+        if written == Path(str(source)).name or written.startswith(root + "_"):
+            raise ParameterError(
+                f"persistence_array_file {path}: its {detector} entry was written by "
+                f"{written}, an exposure of this program (an earlier run saving to the "
+                f"same file): the first {detector} exposure, {Path(str(chain[0])).name}, "
+                "would start from the windows left after it. Give the file saved before "
+                "the program ran, or none.")
 
-def _salvage_carry(items):
-    """An exposure failed after its graph was built: its state alone, when that part of
-    the graph still computes (a later step failed), for the next exposure of the chain;
-    None when it does not."""
-    carry = getattr(items, "carry", None)
-    if carry is None:
-        return None
-    try:
-        return carry.values
-    except Exception:
-        return None
-
-
-def named_tasks(items, carry=None, write=True):
-    """``(write, keep)``: the tasks of one exposure on a worker -- ``write`` computes and
-    writes ``items`` (None when ``write`` is False), ``keep`` holds the computed state
-    ``carry`` (a lazy DataArray) in the cluster's memory for the next exposure of its
-    chain (None without it) -- renamed together after the steps and the exposure when
-    ``items`` tells them (a :class:`detflow.interfaces.Plan`), so what they share runs
-    once."""
-    import dask
-    import numpy as np
-
-    from detflow.runtime.names import label_by_step, step_owners
-
-    stages, root = getattr(items, "stages", None), getattr(items, "root", None)
-    tasks = (write_task(items) if write else None,
-             None if carry is None else dask.delayed(np.asarray, pure=True)(carry.data))
-    live = [t for t in tasks if t is not None]
-    if stages and root:
-        live = label_by_step(live, step_owners(stages), root)
-    else:
-        live = list(dask.optimize(*live))
-    named = iter(live)
-    return tuple(None if t is None else next(named) for t in tasks)
-
-
-def _incoming(job):
-    """The state ``job`` takes in: its predecessor's (a Future on a cluster) as a lazy
-    array, or None."""
-    if job.prev is None or job.prev.carry is None:
-        return None
-    carry = job.prev.carry
-    if not hasattr(carry, "key"):  # an array computed here
-        return carry
-    import dask
-    import dask.array as da
-
-    shape, dtype = job.prev.carry_shape
-    return da.from_delayed(dask.delayed(carry), shape, dtype=dtype)
-def _least_busy_worker(client, busy, given=()):
-    """The worker with the fewest exposures in flight (``busy``: their workers; ties go
-    to the one given the fewest so far, ``given``), for the next exposure: its tasks
-    prefer that worker (a loose restriction: another worker
-    takes them if it is lost or idle), so an exposure's tiles mostly stay in one
-    process instead of travelling between workers (measured: +24 % program
-    throughput on two worker processes). None when the scheduler names no worker."""
-    try:
-        workers = sorted(client.scheduler_info()["workers"])
-    except Exception:  # a scheduler that does not answer: let it place the tasks
-        return None
-    if not workers:
-        return None
-    given = list(given)
-    return min(workers, key=lambda w: (busy.count(w), given.count(w), workers.index(w)))
-
-
-def _default_in_flight(client):
-    try:
-        threads = sum(client.nthreads().values())
-    except Exception:  # a scheduler that does not answer yet
-        threads = 0
-    return max(2, threads)
-
-
-def _as_completed():
-    from distributed import as_completed
-
-    return as_completed()
-
-
-def _run_on_cluster(jobs, plan, outcomes, decide, client, max_in_flight, program=True):
-    limit = max_in_flight or _default_in_flight(client)
-    # a program's parallelism is its exposures: larger tiles, fewer tasks; one exposure
-    # alone keeps one amplifier per tile (its parallelism, and less in memory at once)
-    tiles = cluster_tiles if program else contextlib.nullcontext
-    queue = iter(jobs)
-    holding = set()  # the exposures whose state the cluster holds for the next one
-    active = {}  # future key -> (job, start, preferred worker)
-    placed = []  # the preferred worker of every exposure admitted so far
-    futures = _as_completed()
-
-    def fail(job, t0, error):
-        _remove_partial_stores(job)
-        job.error = error
-        if job.needed:
-            job.carry = _BROKEN
-        holding.discard(job.prev)
-        _let_go_of_prev(job)
-        if not job.carry_only:
-            outcomes[job.exp].seconds = time.perf_counter() - t0
-            decide(outcomes[job.exp], FAILED, error)
-
-    def admit():
-        while len(active) < limit:
-            job = next(queue, None)
-            if job is None:
-                return
-            t0 = time.perf_counter()
-            reason = _chain_error(job)
-            if reason:
-                fail(job, t0, reason)
-                continue
-            try:
-                worker = _least_busy_worker(client, [a[2] for a in active.values()],
-                                            placed)
-                placed.append(worker)
-                where = {} if worker is None else {"workers": [worker],
-                                                   "allow_other_workers": True}
-                with tiles():
-                    items = _plan_job(plan, job, _incoming(job))
-                carry = getattr(items, "carry", None) if job.needed else None
-                write, keep = named_tasks(items, carry, write=not job.carry_only)
-                submitted = client.compute([t for t in (write, keep) if t is not None],
-                                           optimize_graph=False, **where)
-            except Exception as exc:  # building the graph failed: bad input, bad reference
-                fail(job, t0, _error_text(exc))
-                continue
-            if keep is not None:
-                job.carry, job.carry_shape = submitted[-1], (carry.shape, carry.dtype)
-                holding.add(job)
-            tracked = submitted[0]
-            active[tracked.key] = (job, t0, worker)
-            futures.add(tracked)
-
-    try:
-        admit()
-        for future in futures:
-            job, t0, _ = active.pop(future.key)
-            outcome = outcomes[job.exp]
-            try:
-                written = future.result()
-            except Exception as exc:
-                _remove_partial_stores(job)
-                error = _chain_failure(job) or _error_text(exc)
-                job.error = error
-                if job.needed and getattr(job.carry, "status", "") == "error":
-                    job.carry = _BROKEN
-                if not job.carry_only:
-                    outcome.seconds = time.perf_counter() - t0
-                    decide(outcome, FAILED, error)
-            else:
-                if not job.carry_only:
-                    outcome.seconds = time.perf_counter() - t0
-                    decide(outcome, DONE, written=[p for _, p in written if p is not None])
-            finally:
-                future.release()
-                holding.discard(job.prev)
-                _let_go_of_prev(job)
-            admit()
-    except BaseException:
-        for future in list(futures.futures):
-            future.cancel()
-        for job, _, _ in active.values():
-            _remove_partial_stores(job)
-        for job in holding:
-            if hasattr(job.carry, "cancel"):
-                job.carry.cancel()
-        raise
-
-
-def _chain_failure(job):
-    """The message when ``job`` failed because its predecessor's state did (a failed
-    dependency on the cluster), else ""."""
-    prev = job.prev
-    if prev is not None and prev.carry is _BROKEN:
-        return _chain_error(job)
-    if prev is None or getattr(prev.carry, "status", "") != "error":
-        return ""
-    try:
-        prev.carry.result()
-    except Exception as exc:
-        prev.error = prev.error or _error_text(exc)
-    prev.carry = _BROKEN
-    return _chain_error(job)
-
-
-def _let_go_of_prev(job):
-    """``job`` is finished: the state it took in is needed no more."""
-    prev, job.prev = job.prev, None
-    if prev is not None and hasattr(prev.carry, "release"):
-        prev.carry.release()
-        prev.carry = None
 
 
 def summary_rows(outcomes: Sequence[Outcome]) -> list[tuple[str, str, str, str]]:

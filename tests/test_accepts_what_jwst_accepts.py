@@ -134,7 +134,7 @@ def test_a_reference_datamodel_works_as_an_override(make_uncal, tmp_path):
     np.testing.assert_array_equal(out["pixeldq"].values, before)
     np.testing.assert_array_equal(model.dq, before)  # the user's model is not changed
     # and the same object given again is not written again
-    from detflow.io.refs import reference_model_path
+    from detflow.io.references import reference_model_path
 
     assert reference_model_path(model) == reference_model_path(model)
 

@@ -14,7 +14,7 @@ from jwst_oracle import crds_environment
 
 from detflow.errors import ReferenceFileError
 from detflow.io.exposure import open_exposure
-from detflow.io.refs import resolve_reference
+from detflow.io.references import resolve_reference
 
 
 @pytest.fixture

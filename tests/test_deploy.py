@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from detflow import cli
+from detflow.cli import run as cli_run
 from detflow.errors import ParameterError
 from detflow.runtime.cluster import (
     check_daskcluster_manifest,
@@ -105,6 +106,6 @@ def test_run_with_a_local_cluster_spec(sim_nircam_sub640, tmp_path, capsys):
     with fits.open(tmp_path / "out" / name) as a, fits.open(ref / name) as b:
         np.testing.assert_array_equal(a["SCI"].data, b["SCI"].data)
     with pytest.raises(ParameterError, match="not both"):
-        cli._cluster_spec(cli._build_parser().parse_args(
+        cli_run._cluster_spec(cli._build_parser().parse_args(
             ["run", "x", "--cluster", "local", "--scheduler", "threads"]))
     shutil.rmtree(tmp_path / "out")

@@ -22,10 +22,11 @@ from lazycheck import no_compute
 
 from detflow.contract import DIMS, KEYWORDS
 from detflow.errors import InputFileError, ParameterError
-from detflow.io import fitsio
 from detflow.io.backend import DetflowBackendEntrypoint
 from detflow.io.chunks import default_chunks, resolve_chunks
 from detflow.io.exposure import STEP_KEYWORDS, open_exposure, open_exposure_lines
+from detflow.io.fits import image as fits_image
+from detflow.io.fits import source as fits_source
 
 # --------------------------------------------------------------------------
 # helpers
@@ -40,7 +41,7 @@ def no_reads(monkeypatch):
         raise AssertionError(f"pixels of {self!r} were read")
 
     with monkeypatch.context() as m:
-        m.setattr(fitsio.FitsImage, "_read_box", refuse)
+        m.setattr(fits_image.FitsImage, "_read_box", refuse)
         with no_compute():
             yield
 
@@ -468,13 +469,13 @@ def test_memory_url_equals_local_and_reads_only_the_tile(make_uncal, memfs, monk
     np.testing.assert_array_equal(ds.zeroframe.values, local.zeroframe.values)
 
     requested = []
-    real = fitsio._Reader.read_ranges
+    real = fits_source._Reader.read_ranges
 
     def spy(self, ranges, exact=True):
         requested.extend(ranges)
         return real(self, ranges, exact)
 
-    monkeypatch.setattr(fitsio._Reader, "read_ranges", spy)
+    monkeypatch.setattr(fits_source._Reader, "read_ranges", spy)
     block = ds.data.data.blocks[1, 0, 0, 1].compute()
     np.testing.assert_array_equal(block, sci[1:2, :, :, 13:])
     # one integration of a (3, 16, 40) cube: whole rows, nothing more

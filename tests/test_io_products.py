@@ -17,11 +17,12 @@ from stdatamodels.jwst import datamodels as dm
 
 from detflow.contract import KEYWORDS
 from detflow.errors import DetflowError
-from detflow.io import products
 from detflow.io.products import (
     CAL_STEP_KEYWORDS,
+    REF_FILE_KEYWORDS,
     ProductContentError,
     ProductWriteError,
+    headers,
     open_product,
     product_path,
     to_zarr,
@@ -514,7 +515,7 @@ def test_cal_step_keywords_match_stdatamodels_schema():
     for step, (attr, keyword, _) in CAL_STEP_KEYWORDS.items():
         assert cal[attr]["fits_keyword"] == keyword, step
     refs = schema["properties"]["meta"]["properties"]["ref_file"]["properties"]
-    for reftype, keyword in products.REF_FILE_KEYWORDS.items():
+    for reftype, keyword in REF_FILE_KEYWORDS.items():
         assert refs[reftype]["properties"]["name"]["fits_keyword"] == keyword, reftype
 
 
@@ -588,7 +589,7 @@ def test_updated_keyword_keeps_as_much_of_its_comment_as_fits():
     comment = "a long comment that filled the card with the short value it had before"
     header["FILENAME"] = ("a.fits", comment)
     long_name = "jw01234001001_01101_00001_nrca1_rateints.fits"
-    products._set(header, "FILENAME", long_name)
+    headers._set(header, "FILENAME", long_name)
     assert header["FILENAME"] == long_name
     assert comment.startswith(header.comments["FILENAME"])
     assert header.comments["FILENAME"]  # some of it still fits

@@ -14,14 +14,14 @@ from astropy.io import fits
 
 from detflow.contract import KEYWORDS
 from detflow.errors import ReferenceFileError
-from detflow.io import refs
-from detflow.io.refs import (
+from detflow.io.references import (
     clear_reference_index,
     open_reference,
     reference_index,
     resolve_reference,
     select_region,
 )
+from detflow.io.references import index as ref_index
 
 # --------------------------------------------------------------------------- factories
 
@@ -582,13 +582,13 @@ def test_resolve_with_overrides_and_optional(refs_dir):
 def test_directory_index_is_cached_and_refreshed(refs_dir, tmp_path, monkeypatch, dm):
     d = shutil.copytree(refs_dir[0], tmp_path / "refs")
     calls = []
-    real = refs._index_entry
+    real = ref_index._index_entry
 
     def counting(path, storage_options=None):
         calls.append(os.path.basename(path))
         return real(path, storage_options)
 
-    monkeypatch.setattr(refs, "_index_entry", counting)
+    monkeypatch.setattr(ref_index, "_index_entry", counting)
     first = reference_index(d)
     n = len(calls)
     assert n == 10 and len(first) == 9  # the non-FITS file is left out
@@ -677,13 +677,13 @@ def test_reference_headers_are_reused_until_the_file_changes(tmp_path, dm, rng, 
     """Every exposure of a program opens the same reference files: their parsed
     headers are kept (by path, size and mtime); each open gets attributes of its own,
     and a file rewritten since is read again."""
-    from detflow.io import refs
+    from detflow.io.references import open as ref_open
 
     sci = rng.normal(size=(64, 96)).astype("f4")
     path = write_ref(tmp_path / "gain.fits", dm.GainModel(data=sci), "GAIN")
     reads = []
-    real = refs._read_reference_headers
-    monkeypatch.setattr(refs, "_read_reference_headers",
+    real = ref_open._read_reference_headers
+    monkeypatch.setattr(ref_open, "_read_reference_headers",
                         lambda *a: reads.append(1) or real(*a))
     first = open_reference(path, "gain")
     first.attrs["primary_header"]["REFTYPE"] = "changed by a caller"
@@ -703,12 +703,13 @@ def test_references_cut_for_an_exposure_are_reused_until_the_file_changes(
         tmp_path, dm, rng, monkeypatch):
     """A program's exposures on one region get the reference opened and cut once:
     attributes of their own each time, and a file rewritten since is opened again."""
-    from detflow.io import refs
-    from detflow.io.refs import open_reference_for
+    from detflow.io.references import open as ref_open
+    from detflow.io.references import open_reference_for
 
     opened = []
-    real = refs.open_reference
-    monkeypatch.setattr(refs, "open_reference", lambda *a, **k: opened.append(1) or real(*a, **k))
+    real = ref_open.open_reference
+    monkeypatch.setattr(ref_open, "open_reference",
+                        lambda *a, **k: opened.append(1) or real(*a, **k))
 
     full = rng.normal(size=(2048, 2048)).astype("f4")
     path = write_ref(tmp_path / "gain.fits", dm.GainModel(data=full), "GAIN")

@@ -336,7 +336,7 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
     allocator (the client's memory is measured in ``benchmarks/program.py``)."""
     import dask.array as da
 
-    from detflow import program
+    from detflow.runtime import executors as program
 
     monkeypatch.setattr(program, "_as_completed", _FakeCompleted)
 
@@ -369,8 +369,8 @@ def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(monkeypatch):
     import dask
     import dask.array as da
 
-    from detflow import program
     from detflow.io.chunks import CLUSTER_JOIN_BYTES, JOIN_KEY, default_chunks
+    from detflow.runtime import executors as program
 
     monkeypatch.setattr(program, "_as_completed", _FakeCompleted)
     seen = []

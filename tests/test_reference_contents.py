@@ -9,7 +9,7 @@ from stdatamodels.jwst.datamodels.dqflags import pixel
 
 from detflow.errors import ReferenceFileError
 from detflow.io.exposure import open_exposure
-from detflow.io.refs import open_reference, select_region
+from detflow.io.references import open_reference, select_region
 from detflow.pipeline.builder import apply_step
 
 NY, NX = 24, 40

@@ -158,7 +158,7 @@ def _compare(uncal, dark, tmp_path, params=None, chunks=None, previous=None):
 def _compare_saved_dark(ds, dark, saved):
     from stdatamodels.jwst import datamodels as dm
 
-    from detflow.io.refs import open_reference, select_region
+    from detflow.io.references import open_reference, select_region
     from detflow.steps.dark_current import averaged_dark
 
     ours = averaged_dark(ds, select_region(open_reference(dark, "DARK"), ds))

@@ -22,7 +22,7 @@ _FITS_SUFFIXES = (".fits", ".fit", ".fts")
 
 
 class FitsBackendArray(BackendArray):
-    """A :class:`~detflow.io.fitsio.FitsImage` seen by xarray (outer indexing)."""
+    """A :class:`~detflow.io.fits.FitsImage` seen by xarray (outer indexing)."""
 
     def __init__(self, image):
         self.image = image
@@ -122,7 +122,7 @@ class DetflowBackendEntrypoint(BackendEntrypoint):
         if not lower.endswith(_FITS_SUFFIXES):
             return False
         from detflow.errors import InputFileError
-        from detflow.io.fitsio import find_hdu, read_hdus
+        from detflow.io.fits import find_hdu, read_hdus
 
         try:
             return find_hdu(read_hdus(name), "SCI") is not None

@@ -38,20 +38,12 @@ _RAMP_ARRAYS = {
     "average_dark_current": ("average_dark_current", ("y", "x")),
 }
 
-#: model array attribute -> Dataset variable for rate-like models (ImageModel, CubeModel)
-_RATE_ARRAYS = ("data", "err", "dq", "var_poisson", "var_rnoise")
-
-#: array attributes of the models :func:`to_datamodel` makes
-_MODEL_ARRAYS = ("data", "err", "dq", "groupdq", "pixeldq", "var_poisson", "var_rnoise",
-                 "zeroframe", "refout", "average_dark_current", "slope", "sigslope",
-                 "yint", "sigyint", "pedestal", "weights", "crmag")
-
-#: Dataset kind -> the model class jwst returns
-_MODEL_CLASSES = {"ramp": "RampModel", "rate": "ImageModel", "rateints": "CubeModel",
-                  "fitopt": "RampFitOutputModel"}
-
-#: model attribute -> attrs["tables"] key
-_TABLES = {"int_times": "int_times", "group": "group"}
+# Defined once elsewhere and imported where used (as this module's other dependencies
+# are, so that importing it stays cheap): the rate-like models' arrays (ImageModel,
+# CubeModel) are the writers' detflow.io.products.RATE_VARIABLES (model attribute =
+# Dataset variable), the model class of each kind of Dataset is products.MODEL_TYPES,
+# and the tables are the exposure reader's detflow.io.exposure.TABLES (model attribute
+# = attrs["tables"] key).
 
 
 def is_datamodel(obj):
@@ -89,7 +81,7 @@ def model_headers(model):
 
 
 def _table(model, attr):
-    from detflow.io.fitsio import json_value
+    from detflow.io.values import json_value
 
     if not model.hasattr(attr):
         return None
@@ -138,11 +130,14 @@ def from_datamodel(model, chunks=None):
     from detflow.io.exposure import (
         REFOUT_X,
         REFOUT_Y,
+        TABLES,
         add_header_attrs,
+        detector_coords,
         dimensions_from_data,
         keyword_attrs,
         subarray_corner,
     )
+    from detflow.io.products.fits import RATE_VARIABLES
 
     label = _label(model)
     data = getattr(model, "data", None) if model.hasattr("data") else None
@@ -155,7 +150,7 @@ def from_datamodel(model, chunks=None):
         raise InputFileError(
             label, f"meta.instrument.name = {instrument or None!r} is not a JWST detector "
             f"instrument ({', '.join(FULL_FRAME_SHAPE)})")
-    tables = {key: t for attr, key in _TABLES.items() if (t := _table(model, attr))}
+    tables = {key: t for key in TABLES.values() if (t := _table(model, key))}
     add_header_attrs(attrs, primary, sci_header, tables,
                      getattr(model.meta, "filename", None) or "", type(model).__name__)
     token = tokenize(id(model), type(model).__name__, data.shape)
@@ -195,18 +190,13 @@ def from_datamodel(model, chunks=None):
             rdims = ("integration", "group", REFOUT_Y, REFOUT_X)
             rchunks = (dim_chunks["integration"], dim_chunks["group"]) + refout.shape[2:]
             variables["refout"] = (rdims, wrap("refout", refout, rchunks))
-        intstart = int(attrs.get("intstart", 1))
-        coords = {
-            "integration": np.arange(nints, dtype=np.int64) + (intstart - 1),
-            "group": np.arange(ngroups, dtype=np.int64),
-            "y": np.arange(ny, dtype=np.int64) + y0,
-            "x": np.arange(nx, dtype=np.int64) + x0,
-        }
+        coords = detector_coords(dict(zip(DIMS, shape, strict=True)), x0, y0,
+                                 attrs.get("intstart", 1))
         return xr.Dataset(variables, coords=coords, attrs=attrs)
     if data.ndim in (2, 3):
         dims = ("y", "x") if data.ndim == 2 else ("integration", "y", "x")
         variables = {}
-        for name in _RATE_ARRAYS:
+        for name in RATE_VARIABLES:
             array = getattr(model, name, None) if model.hasattr(name) else None
             if array is None:
                 continue
@@ -214,12 +204,8 @@ def from_datamodel(model, chunks=None):
                 raise InputFileError(label, f"{name} has shape {tuple(array.shape)}, "
                                      f"expected {tuple(data.shape)}")
             variables[name] = (dims, wrap(name, array, array.shape))
-        ny, nx = data.shape[-2:]
-        coords = {"y": np.arange(ny, dtype=np.int64) + y0,
-                  "x": np.arange(nx, dtype=np.int64) + x0}
-        if data.ndim == 3:
-            coords["integration"] = np.arange(data.shape[0], dtype=np.int64) + int(
-                attrs.get("intstart", 1)) - 1
+        coords = detector_coords(dict(zip(dims, data.shape, strict=True)), x0, y0,
+                                 attrs.get("intstart", 1))
         attrs["bunit"] = sci_header.get("BUNIT") or "DN/s"
         return xr.Dataset(variables, coords=coords, attrs=attrs)
     raise InputFileError(label, f"data has {data.ndim} dimensions {tuple(data.shape)}; "
@@ -281,16 +267,19 @@ def to_datamodel(ds):
     writer = {"ramp": products.write_ramp, "rate": products.write_rate,
               "rateints": products.write_rateints, "fitopt": products.write_fitopt}[kind]
     name = os.path.basename(products.product_path(ds.attrs, ".", kind))
+    # every array attribute a model of these kinds holds: the ramp's, the rate's, fitopt's
+    model_arrays = dict.fromkeys([*_RAMP_ARRAYS, "refout", *products.RATE_VARIABLES,
+                                  *products.FITOPT_VARIABLES])
     with tempfile.TemporaryDirectory(prefix="detflow-model-") as folder:
         path = os.path.join(folder, name)
         writer(ds, path)
         with fits.open(path, memmap=False) as hdul:
             for hdu in hdul:  # read every array before the file goes
                 _ = hdu.data
-            model = getattr(dm, _MODEL_CLASSES[kind])(hdul)
+            model = getattr(dm, products.MODEL_TYPES[kind])(hdul)
             # the arrays now belong to the model (the file goes with the folder), in the
             # machine's byte order as jwst's steps leave them
-            for attr in _MODEL_ARRAYS:
+            for attr in model_arrays:
                 if model.hasattr(attr) and getattr(model, attr) is not None:
                     array = np.asarray(getattr(model, attr))
                     setattr(model, attr, array.astype(array.dtype.newbyteorder("=")))

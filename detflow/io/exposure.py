@@ -4,7 +4,7 @@
 the file is a complete JWST level-1b or ramp product, and returns an
 :class:`xarray.Dataset` following :mod:`detflow.contract` whose variables are
 Dask arrays: one read task per tile, each reading only its own section of the
-file when it runs (see :mod:`detflow.io.fitsio`). Default tiles are
+file when it runs (see :mod:`detflow.io.fits`). Default tiles are
 amplifier-aligned (:func:`detflow.io.chunks.default_chunks`).
 """
 
@@ -17,18 +17,17 @@ import numpy as np
 
 from detflow.contract import DIMS, FULL_FRAME_SHAPE, KEYWORDS
 from detflow.errors import InputFileError
+from detflow.io.cache import KeptByFile
 from detflow.io.chunks import resolve_chunks
-from detflow.io.fitsio import (
+from detflow.io.fits import (
     FitsImage,
     FitsSource,
-    KeptByFile,
     find_hdu,
-    header_to_dict,
     read_hdus,
     read_primary_header,
     read_table,
-    typed_value,
 )
+from detflow.io.values import header_to_dict, typed_value
 
 __all__ = [
     "REFOUT_X",
@@ -38,6 +37,7 @@ __all__ = [
     "VariableSpec",
     "cal_step_from_header",
     "detector_and_start",
+    "detector_coords",
     "header_to_dict",
     "inspect_exposure",
     "keyword_attrs",
@@ -126,8 +126,8 @@ TABLES = {"INT_TIMES": "int_times", "GROUP": "group"}
 
 
 # --------------------------------------------------------------------------
-# headers -> attrs (header_to_dict lives in detflow.io.fitsio, with the other
-# value helpers, and is re-exported here)
+# headers -> attrs (header_to_dict lives in detflow.io.values, with the other
+# value helpers)
 # --------------------------------------------------------------------------
 
 
@@ -145,7 +145,7 @@ def keyword_attrs(primary, sci, url=""):
     -------
     dict
         Attribute name -> value for every keyword present (absent or undefined
-        keywords are left out), typed by :func:`detflow.io.fitsio.typed_value`.
+        keywords are left out), typed by :func:`detflow.io.values.typed_value`.
 
     Raises
     ------
@@ -252,6 +252,32 @@ def subarray_corner(attrs, shape, url=""):
     if x < 1 or y < 1:
         raise InputFileError(url, f"SUBSTRT1 = {x}, SUBSTRT2 = {y}: a corner is 1 or more")
     return x - 1, y - 1
+
+
+def detector_coords(sizes, x0, y0, intstart=1):
+    """The data contract's coordinates of the dimensions in ``sizes`` that have them.
+
+    ``integration`` counts from ``intstart - 1`` (a segment of an exposure starts
+    where it does), ``group`` from 0, ``y`` and ``x`` are full-frame detector
+    pixels from the corner ``(x0, y0)`` (:func:`subarray_corner`); all int64.
+
+    Parameters
+    ----------
+    sizes : Mapping
+        Dimension name -> length; other dimensions get no coordinate.
+    x0, y0 : int
+        0-based full-frame pixel of the data's first column and row.
+    intstart : int
+        INTSTART, the 1-based number of the first integration.
+
+    Returns
+    -------
+    dict
+        In the order ``integration, group, y, x`` (those of them in ``sizes``).
+    """
+    starts = {"integration": int(intstart) - 1, "group": 0, "y": int(y0), "x": int(x0)}
+    return {dim: np.arange(sizes[dim], dtype=np.int64) + start
+            for dim, start in starts.items() if dim in sizes}
 
 
 def cal_step_from_header(primary):
@@ -501,14 +527,9 @@ def _layout(source, hdus, stamp, reader):
         if hdu is not None and hdu.xtension in ("BINTABLE", "TABLE"):
             tables[key] = read_table(source, hdu, reader)
 
-    intstart = attrs.get("intstart", 1)
     x0, y0 = subarray_corner(attrs, (ny, nx), url)
-    coords = {
-        "integration": np.arange(nints, dtype=np.int64) + (intstart - 1),
-        "group": np.arange(ngroups, dtype=np.int64),
-        "y": np.arange(ny, dtype=np.int64) + y0,
-        "x": np.arange(nx, dtype=np.int64) + x0,
-    }
+    coords = detector_coords(dict(zip(DIMS, shape, strict=True)), x0, y0,
+                             attrs.get("intstart", 1))
     datamodel = primary.get("DATAMODL")
     add_header_attrs(attrs, primary, sci_header, tables, url,
                      None if datamodel is None else str(datamodel).strip())

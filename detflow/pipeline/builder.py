@@ -7,7 +7,7 @@ import dask
 
 from detflow.errors import ParameterError
 from detflow.io.datamodels import is_datamodel
-from detflow.io.refs import open_reference_for, reference_model_path, resolve_reference
+from detflow.io.references import open_reference_for, reference_model_path, resolve_reference
 from detflow.pipeline.order import steps_for
 from detflow.steps import StepDef, get_step, is_implemented, skipped
 from detflow.steps.base import check_readout
@@ -50,7 +50,7 @@ def open_step_references(step, ds, params, refs_dir=None, *, reasons=None):
     """Resolve, open and cut the reference files of one step for one exposure.
 
     ``reasons``, a dict when given, receives reftype -> why that file (or N/A) was
-    chosen (:func:`detflow.io.refs.resolve_reference`'s ``explain``).
+    chosen (:func:`detflow.io.references.resolve_reference`'s ``explain``).
 
     Returns
     -------
@@ -95,7 +95,7 @@ def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None):
     refs, names = open_step_references(step, ds, params, refs_dir, reasons=reasons)
     refs.update(inputs or {})
     if name == "dq_init" and isinstance(params.get("user_supplied_dq"), (str, Path)):
-        from detflow.io.refs import read_user_dq
+        from detflow.io.references import read_user_dq
 
         path = params["user_supplied_dq"]
         user = read_user_dq(path)
@@ -221,6 +221,23 @@ def _with_reference_names(ds, step, names, reasons=None):
     return ds
 
 
+def step_sequence(ds, step_params=None, only=None):
+    """The steps detector1 runs on ``ds``, in order: ``[(step, params, skip)]`` with
+    ``step`` the :class:`~detflow.steps.base.StepDef` (or, for a step detflow does not
+    implement, its :class:`~detflow.registry.StepInfo` row), its parameters and whether
+    it is skipped (its ``skip``, else its default). ``only``: that one step, run unless
+    its parameters say ``skip`` (a step run on its own runs, as jwst's ``Step.call``)."""
+    step_params = step_params or {}
+    out = []
+    for spec in steps_for(ds.attrs.get("instrument")):
+        if only is not None and spec.name != only:
+            continue
+        params = dict(step_params.get(spec.name, {}))
+        skip = params.get("skip", spec.skip_default if only is None else False)
+        out.append((get_step(spec.name) if is_implemented(spec.name) else spec, params, skip))
+    return out
+
+
 def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
                     persistence_array=None):
     """Chain detector1's steps over an exposure, lazily.
@@ -232,7 +249,7 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
     step_params : dict
         ``{step: {param: value}}`` in jwst's names.
     refs_dir : str, optional
-        Folder of reference files (see :func:`detflow.io.refs.resolve_reference`).
+        Folder of reference files (see :func:`detflow.io.references.resolve_reference`).
     stop_after : str, optional
         Stop after this step.
     persistence_array : array-like, optional
@@ -254,9 +271,7 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
     result = {"steps": {}, "ramp": None, "rate": None, "rateints": None, "fitopt": None,
               "dark_output": None}
     raw, applied = ds, []
-    for spec in steps_for(ds.attrs.get("instrument")):
-        params = dict(step_params.get(spec.name, {}))
-        skip = params.get("skip", spec.skip_default)
+    for spec, params, skip in step_sequence(ds, step_params):
         if skip and not is_implemented(spec.name):
             # a default-skipped step detflow does not implement yet: recorded as jwst does
             placeholder = StepDef(spec.name)

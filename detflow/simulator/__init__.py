@@ -17,7 +17,7 @@
 Several simulations may share a folder: the reference files carry the seed in
 their names (``jwst_nircam_gain_nrca1_s2.fits``), a seed other than 1 is in the
 default root (``jw01234001001_01101_00001_nrca1_s2``), and
-:func:`detflow.io.refs.resolve_reference` takes an exposure's references from its
+:func:`detflow.io.references.resolve_reference` takes an exposure's references from its
 manifest entry before it searches ``refs/``, so each exposure is calibrated with
 its own references whatever else the folder holds.
 
@@ -33,7 +33,7 @@ import numpy as np
 
 from detflow.errors import ParameterError
 from detflow.io.atomic import atomic_path
-from detflow.io.refs import MANIFEST_NAME
+from detflow.io.references import MANIFEST_NAME
 from detflow.simulator import physics
 from detflow.simulator.instruments import DETECTORS
 
@@ -177,7 +177,7 @@ def simulate(
                              avdrkcur=avdrkcur, ref_shape=ref_shape, dq_def=dq_def,
                              gain_factor=gain_factor)
 
-    manifest = outdir / MANIFEST_NAME  # (what detflow.io.refs reads)
+    manifest = outdir / MANIFEST_NAME  # (what detflow.io.references reads)
     content = {
         "instrument": det.instrument,
         "detector": det.detector,

@@ -1,0 +1,394 @@
+"""JWST reference files opened as lazy xarray Datasets.
+
+:func:`open_reference` opens any JWST FITS reference file of calwebb_detector1
+(MASK, SATURATION, SUPERBIAS, LINEARITY, DARK, GAIN, READNOISE, IPC, RESET,
+RSCD, ...) as an :class:`xarray.Dataset` whose arrays are dask arrays: opening
+reads headers (and the small binary tables) only, every image chunk is read
+from the file when a task needs it. Each task re-opens the file, so the graph
+holds no open file handle and ships to a distributed cluster as it is.
+
+The spatial dimensions are ``y, x`` with the coordinates of the data contract
+(:mod:`detflow.contract`): 0-based full-frame detector pixel numbers,
+``x = SUBSTRT1 - 1 + arange(nx)``, ``y = SUBSTRT2 - 1 + arange(ny)``, so a
+subarray reference and a full-frame one line up with an exposure by
+coordinate. :func:`~detflow.io.references.region.select_region` cuts a reference
+to an exposure; :func:`open_reference_for` opens and cuts in one call, and keeps
+the result.
+
+Variables are the lower-cased extension names. Dimensions per reference type:
+
+============  ==============================================================
+reftype       variables (dims)
+============  ==============================================================
+MASK          ``dq (y, x)``
+SATURATION    ``sci (y, x)``, ``dq (y, x)``
+SUPERBIAS     ``sci``, ``err``, ``dq`` (each ``(y, x)``)
+LINEARITY     ``coeffs (coeff, y, x)``, ``inv_coeffs (coeff, y, x)`` (optional),
+              ``dq (y, x)``
+DARK (NIR)    ``sci (group, y, x)``, ``err (group, y, x)``, ``dq (y, x)`` or
+              ``(group, y, x)``, ``avdrkcur (y, x)`` (optional); NIRSpec also
+              ``drk``, ``unc (y, x)``
+DARK (MIRI)   ``sci``, ``err``, ``dq`` (each ``(integration, group, y, x)``)
+RESET         ``sci``, ``err`` (``(integration, group, y, x)``), ``dq (y, x)``
+GAIN          ``sci (y, x)``
+READNOISE     ``sci (y, x)``
+IPC           ``sci (ky, kx)`` (one kernel) or ``sci (ky, kx, y, x)`` (per pixel)
+RSCD          no variables; ``attrs["tables"]["rscd_group_skip"]``
+============  ==============================================================
+
+Binary tables (``DQ_DEF``, ``RSCD_GROUP_SKIP``, ...) are kept as
+``attrs["tables"][<lower-cased extname>] = {column: list}``. Non-spatial
+dimensions carry 0-based integer coordinates, except ``ky``/``kx``, whose
+coordinates are the kernel offsets from its centre (``arange(n) - n // 2``).
+
+Parsed headers (:data:`_REFERENCES`) and references cut for an exposure
+(:data:`_CUT_REFERENCES`) are kept per local file until it changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import numpy as np
+
+from detflow.errors import InputFileError, ReferenceFileError
+from detflow.io.cache import KeptByFile
+from detflow.io.chunks import array_chunks
+from detflow.io.fits import FitsImage, FitsSource, read_hdus, read_table
+from detflow.io.references.dq import dq_def_mapping, translate_dq
+from detflow.io.references.exposure import (
+    _exposure_attrs,
+    _exposure_label,
+    _exposure_value,
+    _is_dataset,
+    _spatial_chunks,
+    _upper,
+)
+from detflow.io.references.region import select_region
+from detflow.io.urls import is_remote, local_path
+from detflow.io.values import header_to_dict, typed_value
+
+__all__ = ["open_reference", "open_reference_for"]
+
+#: Primary-header keywords copied to attrs: attrs name -> (keyword, type).
+_REF_KEYWORDS = {
+    "reftype": ("REFTYPE", str),
+    "instrument": ("INSTRUME", str),
+    "detector": ("DETECTOR", str),
+    "subarray": ("SUBARRAY", str),
+    "readpatt": ("READPATT", str),
+    "exp_type": ("EXP_TYPE", str),
+    "filter": ("FILTER", str),
+    "pupil": ("PUPIL", str),
+    "nframes": ("NFRAMES", int),
+    "groupgap": ("GROUPGAP", int),
+    "ngroups": ("NGROUPS", int),
+    "nints": ("NINTS", int),
+    "noutputs": ("NOUTPUTS", int),
+    "fastaxis": ("FASTAXIS", int),
+    "slowaxis": ("SLOWAXIS", int),
+    "gain_factor": ("GAINFACT", float),
+    "average_dark_current": ("AVDRKCUR", float),
+    "useafter": ("USEAFTER", str),
+    "pedigree": ("PEDIGREE", str),
+    "author": ("AUTHOR", str),
+    "description": ("DESCRIP", str),
+}
+
+
+def _path_exists(path, storage_options=None):
+    if is_remote(path):
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(str(path), **dict(storage_options or {}))
+        return fs.exists(root)
+    return os.path.exists(local_path(path))
+
+
+def _header_value(header, key, typ=str):
+    """A header keyword as ``typ`` (:func:`~detflow.io.values.typed_value`); ``None``
+    when absent, undefined or not a valid ``typ`` (reference files are read leniently)."""
+    try:
+        return typed_value(header.get(key), typ)
+    except (TypeError, ValueError):
+        return None
+
+
+def _leading_dims(reftype, var, ndim):
+    """Names of the non-spatial dimensions of an ``ndim``-D array (spatial ones last)."""
+    if ndim == 3:
+        if var == "inv_coeffs":
+            return ("inv_coeff",)  # may have another length than COEFFS
+        if reftype == "LINEARITY" or var == "coeffs":
+            return ("coeff",)
+        if reftype in ("DARK", "RESET"):
+            return ("group",)
+        return ("plane",)
+    if ndim == 4:
+        if reftype == "IPC":
+            return ("ky", "kx")
+        if reftype in ("DARK", "RESET"):
+            return ("integration", "group")
+        return ("axis0", "axis1")
+    return tuple(f"axis{i}" for i in range(ndim - 2))
+
+
+def _reference_headers(path, storage_options, want, label, rt_name):
+    """``(source, stamp, reftype, attrs, images, primary header)`` of a reference file
+    from its headers and tables; the last few local files' are kept (by path, size and
+    mtime): every exposure of a program opens the same references, several steps open
+    the same file, and parsing headers is most of the cost of opening one. A kept entry
+    is returned with its attrs copied (callers may change a Dataset's attrs)."""
+    key = KeptByFile.identity(path) if not storage_options else None
+    key = None if key is None else key + (want,)
+    hit = _REFERENCES.get(key) if key is not None else None
+    if hit is not None:
+        source, stamp, rt, attrs, images, primary = hit
+        return source, stamp, rt, copy.deepcopy(attrs), images, primary
+    source, stamp, rt, attrs, images, primary = _read_reference_headers(
+        path, storage_options, want, label, rt_name)
+    if key is not None and key[1:3] == stamp:
+        _REFERENCES.put(key, (source, stamp, rt, copy.deepcopy(attrs), images, primary))
+    return source, stamp, rt, attrs, images, primary
+
+
+_REFERENCES = KeptByFile(32)
+
+
+def _read_reference_headers(path, storage_options, want, label, rt_name):
+    try:
+        source = FitsSource(path, storage_options).sniff()
+        with source.reader() as reader:
+            hdus = read_hdus(source, reader)
+            stamp = reader.stamp()
+            primary = hdus[0].header
+            file_rt = _upper(_header_value(primary, "REFTYPE"))
+            if want and file_rt and file_rt != want:
+                raise ReferenceFileError(
+                    want, label, f"{path} is a {file_rt} reference file, not {want}"
+                )
+            rt = file_rt or want or "UNKNOWN"
+            attrs = {}
+            for name, (key, typ) in _REF_KEYWORDS.items():
+                value = _header_value(primary, key, typ)
+                if value is not None:
+                    attrs[name] = value
+            attrs["reftype"] = rt
+            attrs["path"] = str(path)
+            attrs["filename"] = os.path.basename(str(path).rstrip("/"))
+            attrs["primary_header"] = header_to_dict(primary)
+            headers, tables, images = {}, {}, []
+            seen = {}
+            for hdu in hdus[1:]:
+                key = (hdu.name or f"HDU{hdu.index}").lower()
+                seen[key] = seen.get(key, 0) + 1
+                if seen[key] > 1:
+                    key = f"{key}_{seen[key]}"
+                headers[key] = header_to_dict(hdu.header)
+                if hdu.is_compressed_image:
+                    raise ReferenceFileError(
+                        rt,
+                        label,
+                        f"{path}: extension {key.upper()} is a tile-compressed image, "
+                        "which detflow does not read; write it uncompressed",
+                    )
+                if hdu.xtension in ("BINTABLE", "TABLE"):
+                    if key == "asdf":
+                        continue
+                    tables[key] = read_table(source, hdu, reader)
+                elif hdu.is_image and hdu.shape and 0 not in hdu.shape:
+                    images.append((key, hdu))
+            attrs["headers"] = headers
+            attrs["tables"] = tables
+    except InputFileError as exc:
+        raise ReferenceFileError(
+            rt_name, label, f"cannot read {path} as FITS ({exc.problem})"
+        ) from exc
+
+    return source, stamp, rt, attrs, images, primary
+
+
+def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_options=None):
+    """Open a JWST FITS reference file as a lazy, dask-backed :class:`xarray.Dataset`.
+
+    Nothing but headers and binary tables is read: each image extension becomes a
+    dask array whose chunks are read from the file by the task that needs them.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Local path or fsspec URL of the reference file.
+    reftype : str, optional
+        Expected reference type (e.g. ``"dark"``); a file whose REFTYPE differs
+        raises :class:`~detflow.errors.ReferenceFileError`. Used as the
+        reference type when the file has no REFTYPE keyword.
+    chunks : dict, int, str or tuple, optional
+        Dask chunks. A dict maps dimension names (``y``, ``x``, ``group``, ...) to
+        chunk sizes, dimensions not named keep the default; anything else is
+        given to :func:`dask.array.from_array` for every variable. Default: the
+        exposure's tiling (:func:`detflow.io.chunks.array_chunks`): one
+        integration, all groups/coefficients, spatial tiles aligned to the
+        amplifiers in full-frame coordinates (whole rows for MIRI), cut into
+        bands of about 100 MB when larger than 150 MB (neighbouring amplifiers
+        joined up to ``detflow.tiles.join-bytes``, see :mod:`detflow.io.chunks`).
+    exposure : str, Mapping or xarray.Dataset, optional
+        The exposure the file is opened for, only to name it in error messages.
+    storage_options : dict, optional
+        fsspec options for a URL.
+
+    Returns
+    -------
+    xarray.Dataset
+        Variables are the lower-cased extension names (``sci``, ``err``, ``dq``,
+        ``coeffs``, ``inv_coeffs``, ``avdrkcur``, ...), spatial dims last as
+        ``(..., y, x)`` with 0-based full-frame coordinates
+        ``y = SUBSTRT2 - 1 + arange(ny)``, ``x = SUBSTRT1 - 1 + arange(nx)``
+        (SUBSTRT defaults to 1; the array shape wins over SUBSIZE, as in jwst).
+        Leading dims: ``coeff`` (LINEARITY), ``group`` / ``integration, group``
+        (DARK, RESET), ``ky, kx`` (IPC). ``attrs`` holds ``reftype``,
+        ``instrument``, ``detector``, ``subarray``, ``substrt1/2``, ``subsize1/2``,
+        ``readpatt``, ``exp_type``, ``filter``, ``pupil``, ``nframes``,
+        ``groupgap``, ``ngroups``, ``nints``, ``noutputs``, ``gain_factor``
+        (GAINFACT), ``average_dark_current`` (the AVDRKCUR keyword), ``useafter``,
+        ``pedigree``, ``author``, ``description`` where present; ``substrt1/2``
+        and ``subsize1/2`` (the region of the data actually in the file)
+        whenever it has spatial data; and always ``path``, ``filename``,
+        ``primary_header`` (a JSON-friendly dict), ``headers`` (lower-cased
+        extension name -> header dict) and ``tables`` (binary tables as
+        ``{extname: {column: list}}``, e.g. ``dq_def``, ``rscd_group_skip``).
+
+    Raises
+    ------
+    ReferenceFileError
+        The file does not exist, is not readable FITS (gzip-compressed FITS is
+        read; tile-compressed images are not), is of another type than
+        ``reftype``, or its arrays disagree on the spatial shape.
+    """
+    import xarray as xr
+    from dask.base import tokenize
+
+    path = os.fspath(path) if not isinstance(path, str) else path
+    label = _exposure_label(exposure)
+    want = _upper(reftype)
+    rt_name = want or "REFERENCE"
+    if not _path_exists(path, storage_options):
+        raise ReferenceFileError(rt_name, label, f"reference file {path} does not exist")
+    source, stamp, rt, attrs, images, primary = _reference_headers(
+        path, storage_options, want, label, rt_name)
+
+    # spatial frame: the array shape wins over SUBSIZE (as in jwst's ref_matches_sci)
+    spatial_shapes = {
+        key: hdu.shape[-2:]
+        for key, hdu in images
+        if len(hdu.shape) >= 2 and not (rt == "IPC" and len(hdu.shape) == 2)
+    }
+    spatial = next(
+        (spatial_shapes[k] for k in ("sci", "coeffs") if k in spatial_shapes),
+        next(iter(spatial_shapes.values()), None),
+    )
+    x0 = int(_header_value(primary, "SUBSTRT1", int) or 1)
+    y0 = int(_header_value(primary, "SUBSTRT2", int) or 1)
+    if spatial is not None:
+        attrs["substrt1"], attrs["substrt2"] = x0, y0
+        attrs["subsize1"], attrs["subsize2"] = int(spatial[1]), int(spatial[0])
+    else:  # no spatial data (one IPC kernel, RSCD): keep what the header says
+        for name in ("substrt1", "substrt2", "subsize1", "subsize2"):
+            value = _header_value(primary, name.upper(), int)
+            if value is not None:
+                attrs[name] = value
+
+    if is_remote(path):
+        identity = tokenize(path, attrs["primary_header"])
+    else:
+        size, mtime_ns = stamp  # the local file's (st_size, st_mtime_ns)
+        identity = tokenize(os.path.abspath(local_path(path)), mtime_ns, size)
+
+    data_vars = {}
+    sizes = {}
+    for key, hdu in images:
+        image = FitsImage(source, hdu.image_layout(), hdu_name=hdu.name, stamp=stamp)
+        shape, dtype, ndim = image.shape, image.dtype, image.ndim
+        if ndim == 1:
+            dims = (f"{key}_index",)
+        elif rt == "IPC" and ndim == 2:
+            dims = ("ky", "kx")
+        else:
+            dims = _leading_dims(rt, key, ndim) + ("y", "x")
+            if shape[-2:] != tuple(spatial):
+                raise ReferenceFileError(
+                    rt,
+                    label,
+                    f"{path}: extension {key.upper()} has spatial shape {shape[-2:]}, "
+                    f"but the file's data are {tuple(spatial)}",
+                )
+        # a non-spatial axis whose length differs from the same-named axis of another
+        # extension (e.g. a MIRI dark DQ of (nints, 1, ny, nx) beside a (nints, ngroups,
+        # ny, nx) SCI) gets a name of its own: extensions may legitimately differ there
+        dims = tuple(
+            f"{key}_{dim}" if dim not in ("y", "x") and sizes.get(dim, n) != n else dim
+            for dim, n in zip(dims, shape, strict=True)
+        )
+        for dim, n in zip(dims, shape, strict=True):
+            sizes.setdefault(dim, n)
+        var_chunks = array_chunks(attrs, dims, shape, chunks, itemsize=dtype.itemsize)
+        task_name = f"ref-{rt.lower()}-{key}-{tokenize(identity, hdu.index, var_chunks)}"
+        arr = image.to_dask(var_chunks, task_name, fancy=False)
+        data_vars[key] = xr.Variable(dims, arr, attrs={"extname": key.upper()})
+
+    if "dq" in data_vars:
+        mapping = dq_def_mapping(attrs["tables"].get("dq_def"))
+        if mapping is not None:
+            var = data_vars["dq"]
+            data_vars["dq"] = var.copy(data=var.data.map_blocks(
+                translate_dq, mapping, dtype=var.dtype,
+                name=f"ref-{rt.lower()}-dq-def-{tokenize(identity, mapping, var.data.name)}"))
+
+    coords = {}
+    if spatial is not None:
+        coords["y"] = ("y", y0 - 1 + np.arange(spatial[0], dtype=np.int64))
+        coords["x"] = ("x", x0 - 1 + np.arange(spatial[1], dtype=np.int64))
+    for dim, n in sizes.items():
+        if dim in ("y", "x"):
+            continue
+        if dim in ("ky", "kx"):
+            coords[dim] = (dim, np.arange(n, dtype=np.int64) - n // 2)
+        else:
+            coords[dim] = (dim, np.arange(n, dtype=np.int64))
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def open_reference_for(path, reftype, exposure):
+    """:func:`open_reference` then :func:`select_region` for an exposure Dataset.
+
+    The result is kept (the last few, by the file's path, size and mtime and the
+    exposure's instrument, detector, region and tiles): a program's exposures open the
+    same references on the same region, and opening and cutting one is a few
+    milliseconds each time, for every reference of every step of every exposure. A kept
+    result is returned as a shallow copy with its attrs copied.
+    """
+    ident = KeptByFile.identity(path) if _is_dataset(exposure) else None
+    key = None
+    if ident is not None:
+        attrs = _exposure_attrs(exposure)
+        tiles = _spatial_chunks(exposure)
+        key = ident + (_upper(reftype), _exposure_value(attrs, "instrument"),
+                       _exposure_value(attrs, "detector"),
+                       np.asarray(exposure["y"].values).tobytes(),
+                       np.asarray(exposure["x"].values).tobytes(), tiles)
+        hit = _CUT_REFERENCES.get(key)
+        if hit is not None:
+            return _fresh_copy(hit)
+    out = select_region(open_reference(path, reftype, exposure=exposure), exposure)
+    if key is not None:
+        _CUT_REFERENCES.put(key, _fresh_copy(out))
+    return out
+
+
+def _fresh_copy(ds):
+    out = ds.copy(deep=False)
+    out.attrs = copy.deepcopy(ds.attrs)
+    return out
+
+
+_CUT_REFERENCES = KeptByFile(64)
