@@ -21,6 +21,7 @@ import resource
 import sys
 import tempfile
 import time
+from functools import partial
 
 
 def _cpu():
@@ -45,6 +46,7 @@ def main(argv=None):
     from detflow.program import DONE, run_program
     from detflow.runtime.cluster import dask_client
     from detflow.runtime.warm import on_workers
+    from detflow.tiling import Tiling
 
     inputs = sorted(glob.glob(os.path.join(args.folder, "*_uncal.fits")))[: args.n]
     if not inputs:
@@ -58,7 +60,8 @@ def main(argv=None):
         c0, w0 = _cpu(), client.run(_cpu)
         t0 = time.perf_counter()
         start = time.time()
-        outcomes = run_program(inputs, pipe.plan, client=client)
+        tiling = Tiling.for_run(cluster=True, exposures=len(inputs))  # as `detflow run`
+        outcomes = run_program(inputs, partial(pipe.plan, tiling=tiling), client=client)
         wall = time.perf_counter() - t0
         stream = client.get_task_stream(start=start - 1)
         c1, w1 = _cpu(), client.run(_cpu)

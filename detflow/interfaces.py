@@ -32,7 +32,7 @@ from detflow.steps.ramp_fit import NO_PRODUCT
 __all__ = ["Step", "Detector1Pipeline", "STEP_CLASS_BY_NAME"] + sorted(STEP_BY_CLASS)
 
 
-def _as_dataset(data):
+def _as_dataset(data, tiling=None):
     """An exposure or product Dataset from what a step or the pipeline was given: a
     Dataset, a file path or URL (a raw or ramp exposure, or a rate/rateints product for
     gain_scale), or a jwst datamodel (:func:`detflow.io.datamodels.from_datamodel`)."""
@@ -41,7 +41,7 @@ def _as_dataset(data):
     if is_datamodel(data):
         return from_datamodel(data)
     if isinstance(data, (str, Path)):
-        return open_exposure_or_product(str(data))[1]
+        return open_exposure_or_product(str(data), tiling=tiling)[1]
     raise ParameterError(
         f"cannot calibrate a {type(data).__name__}: give a file path or URL, a Dataset or "
         "a jwst datamodel"
@@ -405,7 +405,7 @@ class Detector1Pipeline:
             intermediates=tuple(self.save_intermediates or ()),
         )
 
-    def plan(self, data, persistence_array=None, save_persistence=True):
+    def plan(self, data, persistence_array=None, save_persistence=True, tiling=None):
         """What :meth:`run` writes, lazily: a :class:`~detflow.pipeline.plan.ProductPlan`
         (its products as :func:`detflow.runtime.execute.compute_and_write` takes them;
         nothing computed).
@@ -415,11 +415,13 @@ class Detector1Pipeline:
         windows carried in from the previous exposure of the detector (it replaces
         ``persistence_array_file``), and ``save_persistence=False`` leaves the step's
         ``save_persistence`` file to the last exposure of the chain. The plan's ``carry``
-        is this exposure's outgoing windows when the persistence step runs.
+        is this exposure's outgoing windows when the persistence step runs. ``tiling``
+        (a :class:`~detflow.tiling.Tiling`) sets the tiles of an exposure opened from a
+        file and the steps' working tiles (default: one amplifier per tile).
         """
-        ds = _as_dataset(data)
+        ds = _as_dataset(data, tiling)
         built = build_detector1(ds, self.step_params(), self.refs_dir,
-                                persistence_array=persistence_array)
+                                persistence_array=persistence_array, tiling=tiling)
         return plan_exposure(ds, built, self.outputs(), self.persistence.get_pars(),
                              save_persistence=save_persistence)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detflow.errors import DetflowError, InputFileError, ParameterError
-from detflow.io.urls import is_remote
+from detflow.io.files import is_remote
 from detflow.pipeline.plan import product_root
 from detflow.runtime.executors import create_executor
 from detflow.runtime.jobs import CANCELLED, DONE, FAILED, SKIPPED, order_jobs
@@ -114,10 +114,13 @@ def run_program(
     inputs : sequence of str
         The exposures (see :func:`expand_inputs`).
     plan : callable
-        ``plan(input) -> [(kind, lazy Dataset, path)]``: builds one exposure's graph and
-        says what to write (e.g. :meth:`detflow.Detector1Pipeline.plan`). In a chained
-        program it is called ``plan(input, persistence_array=..., save_persistence=...)``
-        and its result's ``carry`` attribute is the state the next exposure takes in.
+        ``plan(input) -> ProductPlan`` (or a list of ``(kind, lazy Dataset, path)``):
+        builds one exposure's graph and says what to write (e.g.
+        :meth:`detflow.Detector1Pipeline.plan`; its tiles are the plan's: a program on
+        a cluster binds ``tiling=Tiling.for_run(cluster=True, exposures=n)``, fewer and
+        larger tasks). In a chained program it is called ``plan(input,
+        persistence_array=..., save_persistence=...)`` and the plan's ``carry`` is the
+        state the next exposure takes in.
     products : callable, optional
         ``products(input) -> [path]``: the products that make an exposure complete; an
         exposure whose products all exist is skipped unless ``overwrite``.
@@ -168,7 +171,7 @@ def run_program(
     groups = chains(list(inputs)) if chains is not None and len(inputs) > 1 else None
     jobs = order_jobs(inputs, groups, complete)
     executor = create_executor("local") if client is None else create_executor(
-        "cluster", client=client, max_in_flight=max_in_flight, join_tiles=len(inputs) > 1)
+        "cluster", client=client, max_in_flight=max_in_flight)
     try:
         executor.run(jobs, plan, finish)
     except KeyboardInterrupt as exc:

@@ -4,10 +4,10 @@ layer knows of a step by name.
 A row holds the step's identity as jwst declares it: its alias, its class name, its
 ``meta.cal_step`` attribute with that attribute's FITS keyword and title (stdatamodels'
 ``core.schema.yaml``), its reference types (those that may be N/A apart), whether it is
-skipped by default, and the suffix of its product. Everything else derives from these
-rows and from the two orders of :mod:`detflow.pipeline.order`: the step aliases, the
-class names a parameter file may name, the products' ``S_*`` keywords, the command
-line's listing, jwst's step classes in :mod:`detflow.interfaces`.
+skipped by default (its product's suffix is its alias, as in jwst). Everything else
+derives from these rows and from the two orders of :mod:`detflow.pipeline.order`: the
+step aliases, the class names a parameter file may name, the products' ``S_*``
+keywords, the command line's listing, jwst's step classes in :mod:`detflow.interfaces`.
 
 What a step *does* (its parameters, chunk contract and lazy ``apply``) is its module in
 :mod:`detflow.steps`, whose :class:`~detflow.steps.base.StepDef` takes the row by the
@@ -34,12 +34,13 @@ class StepInfo:
     reftypes: tuple = ()  # reference types, lower case, in jwst's order
     optional_refs: tuple = ()  # those whose N/A the step accepts
     skip_default: bool = False
-    suffix: str = ""  # of the step's product, <root>_<suffix>.fits; "" = the alias
 
     @property
     def product_suffix(self):
-        """The suffix of the step's saved result (jwst: the alias)."""
-        return self.suffix or self.name
+        """The suffix of the step's saved result, ``<root>_<suffix>.fits``: jwst's is the
+        alias for every detector1 step (a step's own ``suffix`` parameter may change
+        it)."""
+        return self.name
 
 
 _ROWS = (

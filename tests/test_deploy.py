@@ -24,7 +24,6 @@ DEPLOY = ROOT / "deploy"
 def test_slurm_spec_renders_a_job_script():
     pytest.importorskip("dask_jobqueue")
     spec = read_cluster_spec("slurm")
-    assert spec["cluster"] == "slurm" and spec["scale"] == {"jobs": 4}
     script = job_script(spec)
     assert script.startswith("#!/usr/bin/env bash")
     for line in ("#SBATCH -p normal", "#SBATCH --cpus-per-task=16", "#SBATCH --mem=96G",

@@ -24,9 +24,10 @@ from detflow.contract import DIMS, KEYWORDS
 from detflow.errors import InputFileError, ParameterError
 from detflow.io.backend import DetflowBackendEntrypoint
 from detflow.io.chunks import default_chunks, resolve_chunks
-from detflow.io.exposure import STEP_KEYWORDS, open_exposure, open_exposure_lines
+from detflow.io.exposure import open_exposure, open_exposure_lines
 from detflow.io.fits import image as fits_image
 from detflow.io.fits import source as fits_source
+from detflow.io.keywords import STEP_KEYWORDS
 
 # --------------------------------------------------------------------------
 # helpers

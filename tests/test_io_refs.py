@@ -21,7 +21,7 @@ from detflow.io.references import (
     resolve_reference,
     select_region,
 )
-from detflow.io.references import index as ref_index
+from detflow.io.references import select as ref_select
 
 # --------------------------------------------------------------------------- factories
 
@@ -582,13 +582,13 @@ def test_resolve_with_overrides_and_optional(refs_dir):
 def test_directory_index_is_cached_and_refreshed(refs_dir, tmp_path, monkeypatch, dm):
     d = shutil.copytree(refs_dir[0], tmp_path / "refs")
     calls = []
-    real = ref_index._index_entry
+    real = ref_select._index_entry
 
     def counting(path, storage_options=None):
         calls.append(os.path.basename(path))
         return real(path, storage_options)
 
-    monkeypatch.setattr(ref_index, "_index_entry", counting)
+    monkeypatch.setattr(ref_select, "_index_entry", counting)
     first = reference_index(d)
     n = len(calls)
     assert n == 10 and len(first) == 9  # the non-FITS file is left out

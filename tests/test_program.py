@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lazycheck import no_compute
 
 from detflow import cli
 from detflow.errors import InputFileError
@@ -362,35 +363,34 @@ def test_a_1000_exposure_program_is_admitted_a_few_at_a_time(monkeypatch):
     assert small_left == big_left == 0  # every exposure's futures released when done
 
 
-def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(monkeypatch):
+def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(sim_nircam_sub640):
     """A program's graphs for a distributed scheduler have neighbouring amplifiers
     joined (fewer, larger tasks), unless the user set ``detflow.tiles.join-bytes``; a
-    single exposure keeps one amplifier per tile (its parallelism, less in memory)."""
+    single exposure, or a run on threads, keeps one amplifier per tile (its
+    parallelism, less in memory). The tiling is the plan's input
+    (``Detector1Pipeline.plan(..., tiling=)``), as ``detflow run`` binds it."""
     import dask
-    import dask.array as da
 
-    from detflow.io.chunks import CLUSTER_JOIN_BYTES, JOIN_KEY, default_chunks
-    from detflow.runtime import executors as program
+    from detflow.interfaces import Detector1Pipeline
+    from detflow.io.chunks import JOIN_KEY, default_chunks
+    from detflow.tiling import Tiling
 
-    monkeypatch.setattr(program, "_as_completed", _FakeCompleted)
-    seen = []
-
-    def plan(exp):
-        seen.append(default_chunks({"instrument": "NIRCAM"}, (1, 10, 2048, 2048))["x"])
-        rate = da.zeros((2048, 2048), chunks=(2048, 1024), dtype="float32")
-        return [("rate", __import__("xarray").Dataset({"data": (("y", "x"), rate)}),
-                 f"{exp}_rate.fits")]
-
-    run_program(["a_uncal.fits", "b_uncal.fits"], plan, client=_FakeClient())
-    assert seen == [(1024, 1024)] * 2 and CLUSTER_JOIN_BYTES == 100_000_000
-    seen.clear()
+    nir, shape = {"instrument": "NIRCAM"}, (1, 10, 2048, 2048)
+    joined = Tiling.for_run(cluster=True, exposures=2)
+    assert default_chunks(nir, shape, tiling=joined)["x"] == (1024, 1024)
+    for alone in (Tiling.for_run(cluster=True, exposures=1),
+                  Tiling.for_run(cluster=False, exposures=8), Tiling()):
+        assert default_chunks(nir, shape, tiling=alone)["x"] == (512,) * 4
     with dask.config.set({JOIN_KEY: 0}):  # the user's own setting wins
-        run_program(["a_uncal.fits", "b_uncal.fits"], plan, client=_FakeClient())
-    assert seen == [(512,) * 4] * 2
-    seen.clear()
-    run_program(["a_uncal.fits"], plan, client=_FakeClient())  # one exposure: its tiles
-    assert seen == [(512,) * 4]
-    assert default_chunks({"instrument": "NIRCAM"}, (1, 10, 2048, 2048))["x"] == (512,) * 4
+        assert Tiling.for_run(cluster=True, exposures=2) == Tiling()
+    # the plan's exposure is opened with the tiling it is given (SUB640: amplifiers
+    # at x = 512, so 512 + 128 columns alone, one tile joined)
+    sim = sim_nircam_sub640
+    pipe = Detector1Pipeline(steps=_steps(sim), output_dir="unused", save_results=True)
+    with no_compute():
+        tiles = {t: dict(pipe.plan(str(sim.uncal), tiling=t).stages)["read"].chunks["x"]
+                 for t in (joined, Tiling())}
+    assert tiles == {joined: (640,), Tiling(): (512, 128)}
 
 
 def _retimed(src, dest, detector, minutes):

@@ -31,7 +31,7 @@ def test_mmap_threshold_set_unless_the_user_chose(monkeypatch):
     if memory._mallopt() is None:
         pytest.skip("not glibc")
     assert memory.return_freed_memory() is True
-    assert memory.worker_environment() == {"MALLOC_MMAP_THRESHOLD_": str(4 * 2**20)}
+    assert memory.worker_environment() == {"MALLOC_MMAP_THRESHOLD_": str(memory.MMAP_THRESHOLD)}
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
     assert memory.return_freed_memory() is False
     assert memory.worker_environment() == {}

@@ -34,6 +34,7 @@ from detflow.io.persistence import (
 from detflow.pipeline.builder import apply_step
 from detflow.steps import persistence as sp
 from detflow.steps.persistence import STEP
+from detflow.tiling import Tiling
 
 pytestmark = pytest.mark.jwst
 
@@ -139,13 +140,9 @@ def test_persistence_parameters_are_jwsts():
         assert getattr(step, name) == param.default, name
     spec = {line.split("=")[0].strip(): line.split("=", 1)[1].split("(")[0].strip()
             for line in PersistenceStep.spec.strip().splitlines()}
-    assert spec.pop("skip") == "boolean" and STEP.skip_default is True
+    assert spec.pop("skip") == "boolean" and step.skip is STEP.skip_default
     assert spec == {k: p.kind for k, p in STEP.params.items()}
-    assert step.skip is True
-    assert STEP.reftypes == tuple(PersistenceStep.reference_file_types) == ()
-    assert (STEP.name, STEP.class_name, STEP.cal_step) == (
-        PersistenceStep.class_alias, "PersistenceStep", "persistence")
-    assert STEP.halo == 0
+    # (its name, class, cal_step and reference types: tests/test_registry.py)
 
 
 def test_persistence_file_path_is_jwsts():
@@ -361,7 +358,7 @@ def test_persistence_synthetic_matches_jwst_dataset(params, table_rows):
 # ----------------------------------------------------------------------------- laziness, tiles
 
 
-def test_persistence_is_lazy_and_chunk_independent(jwst_steps, tmp_path, monkeypatch):
+def test_persistence_is_lazy_and_chunk_independent(jwst_steps, tmp_path):
     sim, products = jwst_steps("sim_nircam_sub640")
     path = step_input(products, "persistence")
     params = STEP.check_params({"skip": False, "persistence_time": 100,
@@ -371,18 +368,18 @@ def test_persistence_is_lazy_and_chunk_independent(jwst_steps, tmp_path, monkeyp
     _detflow_persistence(path, persistence_time=100, save_persistence=str(tmp_path / "in"))
     later = _shifted_exposure(path, tmp_path / "b_jump.fits", 50.0)
 
-    def build(chunks):
+    def build(chunks, tiling=None):
         ds = open_exposure(later, chunks=chunks)
         refs = {"persistence_array": open_persistence_array(
             params["persistence_array_file"], ds, 100)}
-        return sp.apply(ds, refs, params)
+        return sp.apply(ds, refs, params, tiling=tiling)
 
     with no_compute():
         lazy = build(None)
     a = lazy.compute()
     b = build(UNEVEN).compute()
-    monkeypatch.setattr(sp, "TILE_BYTES", 300_000)  # tiles of 3 rows (96 B/pixel)
-    c = build({"y": 64, "x": 640}).compute()
+    # working tiles of 3 rows (96 B/pixel)
+    c = build({"y": 64, "x": 640}, Tiling(persistence_bytes=300_000)).compute()
     for other in (b, c):
         for name in ("groupdq", "pixeldq", "data", "persistence_array"):
             np.testing.assert_array_equal(a[name].values, other[name].values, err_msg=name)

@@ -21,16 +21,16 @@ FLAGS = {k: dqflags.PIXEL[k] for k in ("DO_NOT_USE", "SATURATED", "AD_FLOOR", "N
 # --------------------------------------------------------------------------- identity
 
 
-def test_step_declares_jwst_names_and_defaults():
+def test_step_parameters_are_jwsts():
     from jwst.saturation import SaturationStep
 
     step = get_step("saturation")
-    assert (step.class_name, step.cal_step) == ("SaturationStep", "saturation")
     assert step.reftypes == tuple(SaturationStep.reference_file_types)
     theirs = SaturationStep()
     for name, param in step.params.items():
         assert getattr(theirs, name) == param.default, name
-    assert set(step.params) == {"n_pix_grow_sat", "use_readpatt"}
+    spec_names = {line.split("=")[0].strip() for line in SaturationStep.spec.strip().splitlines()}
+    assert spec_names == set(step.params)
 
 
 # --------------------------------------------------------------------------- jwst runs

@@ -5,7 +5,10 @@ a single step of a step parameter file, or the dry run; from one frozen
 import contextlib
 import sys
 import time
+from functools import partial
 from pathlib import Path
+
+from detflow.tiling import Tiling
 
 __all__ = ["choose_scheduler", "cmd_run", "compile_notice"]
 
@@ -145,10 +148,12 @@ def _run_program(inputs, config):
         if chains is not None:
             print(f"persistence: {len(inputs)} exposures chained in start-time order, "
                   f"{len(chains)} chain(s), one per detector")
+        # a program's parallelism on a cluster is its exposures: larger tiles
+        tiling = Tiling.for_run(cluster=client is not None, exposures=len(inputs))
         try:
             with report:
                 outcomes = run_program(
-                    inputs, pipe.plan, products=pipe.product_paths,
+                    inputs, partial(pipe.plan, tiling=tiling), products=pipe.product_paths,
                     chains=None if chains is None else (lambda _: chains), client=client,
                     max_in_flight=config.max_in_flight, overwrite=config.overwrite,
                     on_event=_outcome_printer(len(inputs)))
@@ -257,13 +262,14 @@ def _dry_run_rows(ds, config):
 def _dry_run_program(inputs, config):
     """What a program puts in the scheduler: the first exposure's graph size, times the
     exposures admitted at once; and how persistence chains the exposures."""
-    from detflow.runtime.executors import cluster_tiles, named_tasks
+    from detflow.runtime.executors import named_tasks
 
     pipe = _pipeline(config)
     chains = pipe.persistence_chains(inputs)
-    with cluster_tiles():  # (the tiles a program has on a cluster)
-        items = pipe.plan(inputs[0]) if chains is None else pipe.plan(
-            inputs[0], save_persistence=False)
+    # (the tiles a program has on a cluster)
+    tiling = Tiling.for_run(cluster=True, exposures=len(inputs))
+    items = pipe.plan(inputs[0], tiling=tiling) if chains is None else pipe.plan(
+        inputs[0], save_persistence=False, tiling=tiling)
     carry = items.carry if chains is not None else None
     tasks = named_tasks(items, carry)
     graph = {}

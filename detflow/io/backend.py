@@ -82,17 +82,14 @@ class DetflowBackendEntrypoint(BackendEntrypoint):
         """
         import xarray as xr
 
-        from detflow.contract import DIMS
-        from detflow.io.chunks import resolve_chunks
-        from detflow.io.exposure import inspect_exposure
+        from detflow.io.exposure import inspect_exposure, layout_chunks
 
         if not isinstance(filename_or_obj, (str, os.PathLike)):
             raise TypeError(
                 f"the detflow engine opens a path or URL, not {type(filename_or_obj).__name__}"
             )
         layout = inspect_exposure(filename_or_obj, storage_options)
-        extra = {d: n for d, n in layout.sizes.items() if d not in DIMS}
-        preferred = resolve_chunks(None, layout.attrs, layout.shape, extra_dims=extra)
+        preferred = layout_chunks(layout)
         if isinstance(drop_variables, str):
             drop_variables = [drop_variables]
         drop = set(drop_variables or ())

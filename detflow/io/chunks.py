@@ -19,9 +19,10 @@ along the other spatial axis, each about :data:`TARGET_TILE_BYTES`. ``group``
 is never split.
 
 Neighbouring amplifiers may be joined into one tile while it stays within
-``join_bytes`` (Dask setting ``detflow.tiles.join-bytes``; 0, the default, joins
-nothing). A program on a cluster sets it to :data:`TARGET_TILE_BYTES`
-(:data:`CLUSTER_JOIN_BYTES`): a 10-group NIR full frame is then two tiles of two
+``join_bytes`` (of the run's :class:`~detflow.tiling.Tiling`; 0, the default, joins
+nothing). A program on a cluster joins up to :data:`TARGET_TILE_BYTES`
+(:data:`CLUSTER_JOIN_BYTES`, :meth:`Tiling.for_run <detflow.tiling.Tiling.for_run>`):
+a 10-group NIR full frame is then two tiles of two
 amplifiers (84 MB each) instead of four of 42 MB, and a 5-group one a single tile,
 so each task does enough work to be worth its scheduling (a distributed scheduler
 spends about a millisecond on every task; measured on a program of 8 full frames on
@@ -44,6 +45,13 @@ from numbers import Integral
 
 from detflow.contract import DIMS, FULL_FRAME_SHAPE, is_miri
 from detflow.errors import ParameterError
+from detflow.tiling import (  # (the tile sizes, defined once there)
+    CLUSTER_JOIN_BYTES,
+    JOIN_KEY,
+    MAX_TILE_BYTES,
+    TARGET_TILE_BYTES,
+    Tiling,
+)
 
 __all__ = [
     "CLUSTER_JOIN_BYTES",
@@ -59,14 +67,6 @@ __all__ = [
     "split_evenly",
 ]
 
-#: Size a band-split tile aims for (bytes, in float32).
-TARGET_TILE_BYTES = 100_000_000
-#: Largest tile left whole (bytes, in float32).
-MAX_TILE_BYTES = 150_000_000
-#: What a program on a cluster joins neighbouring amplifiers up to (``join_bytes``).
-CLUSTER_JOIN_BYTES = TARGET_TILE_BYTES
-#: Dask configuration key of ``join_bytes``.
-JOIN_KEY = "detflow.tiles.join-bytes"
 #: Number of readout amplifiers of a NIR detector.
 N_AMPLIFIERS = 4
 
@@ -167,8 +167,7 @@ def default_chunks(
     shape,
     *,
     itemsize=4,
-    target_bytes=TARGET_TILE_BYTES,
-    max_bytes=MAX_TILE_BYTES,
+    tiling=None,
     join_bytes=None,
 ):
     """Default amplifier-aligned chunks of an exposure.
@@ -182,13 +181,14 @@ def default_chunks(
         ``(nints, ngroups, ny, nx)`` of the ``data`` variable.
     itemsize : int
         Bytes per pixel used for sizing (4: float32).
-    target_bytes, max_bytes : int
-        A tile larger than ``max_bytes`` is split into bands of about
-        ``target_bytes``.
+    tiling : detflow.tiling.Tiling, optional
+        The run's tile sizes: a tile larger than ``max_bytes`` is split into bands of
+        about ``target_bytes``; neighbouring amplifiers are joined into one tile while
+        it stays within ``join_bytes`` (and ``max_bytes``). Default:
+        :meth:`Tiling.for_run() <detflow.tiling.Tiling.for_run>` (one amplifier per
+        tile, unless the user's Dask setting ``detflow.tiles.join-bytes`` says more).
     join_bytes : int, optional
-        Neighbouring amplifiers are joined into one tile while it stays within this
-        (and ``max_bytes``); default: the Dask setting ``detflow.tiles.join-bytes``,
-        else 0 (one amplifier per tile).
+        Overrides the tiling's ``join_bytes``.
 
     Returns
     -------
@@ -196,6 +196,10 @@ def default_chunks(
         ``{"integration": (1, 1, ...), "group": (ngroups,), "y": (...), "x": (...)}``,
         chunk sizes per dimension.
     """
+    tiling = tiling or Tiling.for_run()
+    target_bytes, max_bytes = tiling.target_bytes, tiling.max_bytes
+    if join_bytes is None:
+        join_bytes = tiling.join_bytes
     nints, ngroups, ny, nx = (int(n) for n in shape)
     chunks = {
         "integration": (1,) * nints if nints else (0,),
@@ -213,10 +217,6 @@ def default_chunks(
     n_other = ny if amp_dim == "x" else nx
     step = amplifier_length(attrs, amp_dim)
     boundaries = range(step, start + n_amp, step)
-    if join_bytes is None:
-        import dask
-
-        join_bytes = dask.config.get(JOIN_KEY, 0) or 0
     amp_chunks = _join_strips(split_at(start, n_amp, boundaries),
                               ngroups * n_other * itemsize, min(join_bytes, max_bytes))
     widest = max(amp_chunks)
@@ -225,7 +225,7 @@ def default_chunks(
     return chunks
 
 
-def array_chunks(attrs, dims, shape, chunks=None, *, itemsize=4):
+def array_chunks(attrs, dims, shape, chunks=None, *, itemsize=4, tiling=None):
     """Chunks of an array on named dimensions: the default tiles, or the user's.
 
     The default is that of :func:`default_chunks`, applied to any dimensions:
@@ -250,6 +250,8 @@ def array_chunks(attrs, dims, shape, chunks=None, *, itemsize=4):
         is, for :func:`dask.array.from_array`.
     itemsize : int
         Bytes per pixel used for sizing.
+    tiling : detflow.tiling.Tiling, optional
+        The run's tile sizes (see :func:`default_chunks`).
 
     Returns
     -------
@@ -264,7 +266,8 @@ def array_chunks(attrs, dims, shape, chunks=None, *, itemsize=4):
         whole["integration"] = (1,) * nints if nints else (0,)
     if "y" in sizes and "x" in sizes:
         depth = math.prod(n for d, n in sizes.items() if d not in ("integration", "y", "x"))
-        tiles = default_chunks(attrs, (nints, depth, sizes["y"], sizes["x"]), itemsize=itemsize)
+        tiles = default_chunks(attrs, (nints, depth, sizes["y"], sizes["x"]), itemsize=itemsize,
+                               tiling=tiling)
         whole["y"], whole["x"] = tiles["y"], tiles["x"]
     default = tuple(whole[d] for d in dims)
     if chunks is None:
@@ -290,7 +293,7 @@ def _dim_chunks(dim, spec, n, default):
     return tuple(int(c) for c in out)
 
 
-def resolve_chunks(chunks, attrs, shape, extra_dims=None):
+def resolve_chunks(chunks, attrs, shape, extra_dims=None, tiling=None):
     """Chunk sizes per dimension from a user's ``chunks`` argument.
 
     Parameters
@@ -307,6 +310,8 @@ def resolve_chunks(chunks, attrs, shape, extra_dims=None):
     extra_dims : dict, optional
         Other dimensions a dataset has (name -> length, e.g. ``refout_x``);
         their default is one chunk.
+    tiling : detflow.tiling.Tiling, optional
+        The run's tile sizes (see :func:`default_chunks`).
 
     Returns
     -------
@@ -318,7 +323,7 @@ def resolve_chunks(chunks, attrs, shape, extra_dims=None):
     ParameterError
         An unknown dimension name or an invalid chunk specification.
     """
-    defaults = default_chunks(attrs, shape)
+    defaults = default_chunks(attrs, shape, tiling=tiling)
     sizes = dict(zip(DIMS, (int(n) for n in shape), strict=True))
     for dim, n in (extra_dims or {}).items():
         sizes[dim] = int(n)

@@ -42,7 +42,7 @@ _RAMP_ARRAYS = {
 # are, so that importing it stays cheap): the rate-like models' arrays (ImageModel,
 # CubeModel) are the writers' detflow.io.products.RATE_VARIABLES (model attribute =
 # Dataset variable), the model class of each kind of Dataset is products.MODEL_TYPES,
-# and the tables are the exposure reader's detflow.io.exposure.TABLES (model attribute
+# and the tables are the exposure reader's detflow.io.keywords.TABLES (model attribute
 # = attrs["tables"] key).
 
 
@@ -127,7 +127,7 @@ def from_datamodel(model, chunks=None):
 
     from detflow.contract import FULL_FRAME_SHAPE
     from detflow.io.chunks import resolve_chunks
-    from detflow.io.exposure import (
+    from detflow.io.keywords import (
         REFOUT_X,
         REFOUT_Y,
         TABLES,

@@ -79,12 +79,13 @@ def open_step_references(step, ds, params, refs_dir=None, *, reasons=None):
     return refs, names
 
 
-def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None):
+def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None, tiling=None):
     """Apply one step (by jwst alias) to an exposure Dataset, lazily.
 
     ``params`` are the step's jwst parameters (``skip``, ``override_<reftype>``, ...);
     unknown names raise :class:`~detflow.errors.ParameterError`. ``inputs`` are more
-    entries for the step's ``refs`` (refpix's ``reference_lines``).
+    entries for the step's ``refs`` (refpix's ``reference_lines``). ``tiling`` (a
+    :class:`~detflow.tiling.Tiling`) goes to the steps that declare ``tiled``.
     """
     step = get_step(name)
     params = step.check_params(params)
@@ -111,7 +112,7 @@ def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None):
     # method; left unset, Dask imports distributed to ask whether a client runs, at
     # every rechunk, just to choose between that and its P2P shuffle
     with dask.config.set({"array.rechunk.method": "tasks"}):
-        out = step.apply(ds, refs, params)
+        out = step.apply(ds, refs, params, **({"tiling": tiling} if step.tiled else {}))
     if isinstance(out, dict):  # ramp_fit: {"rate": ..., "rateints": ..., "fitopt": ...}
         return {k: _with_reference_names(v, step, names, reasons) for k, v in out.items()}
     return _with_reference_names(out, step, names, reasons)
@@ -239,7 +240,7 @@ def step_sequence(ds, step_params=None, only=None):
 
 
 def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
-                    persistence_array=None):
+                    persistence_array=None, tiling=None):
     """Chain detector1's steps over an exposure, lazily.
 
     Parameters
@@ -256,6 +257,9 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
         The persistence windows carried in ``(ny, nx)`` (window end times, Unix epoch
         seconds): in a program, the previous exposure of the detector's
         ``persistence_array``; it replaces ``persistence_array_file``.
+    tiling : detflow.tiling.Tiling, optional
+        The run's tile sizes, for the steps' working tiles (the exposure's own tiles
+        are those ``ds`` was opened with).
 
     Returns
     -------
@@ -281,7 +285,7 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
             result["ramp"] = ds
             if skip:
                 break
-            products = apply_step("ramp_fit", ds, params, refs_dir)
+            products = apply_step("ramp_fit", ds, params, refs_dir, tiling=tiling)
             result.update({k: products.get(k) for k in ("rate", "rateints", "fitopt")})
         elif spec.name == "gain_scale":
             for kind in ("rate", "rateints"):
@@ -296,7 +300,7 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
                 inputs = None if lines is None else {"reference_lines": lines}
             if spec.name == "persistence" and persistence_array is not None:
                 inputs = {"persistence_array": persistence_array}
-            ds = apply_step(spec.name, ds, params, refs_dir, inputs=inputs)
+            ds = apply_step(spec.name, ds, params, refs_dir, inputs=inputs, tiling=tiling)
             applied.append((spec.name, params))
             result["steps"][spec.name] = ds
         if spec.name == stop_after:

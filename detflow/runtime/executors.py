@@ -17,7 +17,6 @@ never stops the others.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 from detflow.pipeline.plan import Product, ProductPlan
@@ -32,13 +31,12 @@ from detflow.runtime.jobs import (
     succeeded,
 )
 
-__all__ = ["ClusterExecutor", "LocalExecutor", "create_executor", "named_tasks",
-           "cluster_tiles"]
+__all__ = ["ClusterExecutor", "LocalExecutor", "create_executor", "named_tasks"]
 
 
 def create_executor(name, **options):
     """An executor by name: ``"local"`` (no options) or ``"cluster"`` (``client``,
-    ``max_in_flight``, ``join_tiles``; see :class:`ClusterExecutor`)."""
+    ``max_in_flight``; see :class:`ClusterExecutor`)."""
     executors = {"local": LocalExecutor, "cluster": ClusterExecutor}
     if name not in executors:
         raise ValueError(f"unknown executor {name!r}; executors are: {', '.join(executors)}")
@@ -74,20 +72,6 @@ def _incoming(job):
     import dask.array as da
 
     return da.from_delayed(dask.delayed(handoff.value), handoff.shape, dtype=handoff.dtype)
-
-
-def cluster_tiles():
-    """Tiles for a program on a distributed scheduler, for the block: neighbouring
-    amplifiers joined up to :data:`detflow.io.chunks.CLUSTER_JOIN_BYTES` (fewer, larger
-    tasks; each costs the scheduler about a millisecond), unless the Dask setting
-    ``detflow.tiles.join-bytes`` is the user's own."""
-    import dask
-
-    from detflow.io.chunks import CLUSTER_JOIN_BYTES, JOIN_KEY
-
-    if dask.config.get(JOIN_KEY, None) is not None:
-        return contextlib.nullcontext()
-    return dask.config.set({JOIN_KEY: CLUSTER_JOIN_BYTES})
 
 
 def named_tasks(items, carry=None, write=True):
@@ -195,22 +179,18 @@ def _as_completed():
 
 class ClusterExecutor:
     """Exposures on a ``distributed.Client``, ``max_in_flight`` at a time (default: the
-    cluster's threads, at least 2). ``join_tiles``: build the graphs with
-    :func:`cluster_tiles` (a program's parallelism is its exposures: larger tiles,
-    fewer tasks; one exposure alone keeps one amplifier per tile)."""
+    cluster's threads, at least 2). The tiles are the plan's (its ``tiling``)."""
 
     name = "cluster"
 
-    def __init__(self, client, max_in_flight=None, join_tiles=True):
+    def __init__(self, client, max_in_flight=None):
         self.client = client
         self.max_in_flight = max_in_flight
-        self.join_tiles = join_tiles
 
     def run(self, jobs, plan, finish):
         """Run ``jobs``; see the module's docstring."""
         client = self.client
         limit = self.max_in_flight or _default_in_flight(client)
-        tiles = cluster_tiles if self.join_tiles else contextlib.nullcontext
         queue = iter(jobs)
         holding = set()  # the exposures whose state the cluster holds for the next one
         active = {}  # future key -> (job, preferred worker)
@@ -238,8 +218,7 @@ class ClusterExecutor:
                     placed.append(worker)
                     where = {} if worker is None else {"workers": [worker],
                                                        "allow_other_workers": True}
-                    with tiles():
-                        items = plan_job(plan, job)
+                    items = plan_job(plan, job)
                     carry = items.carry if job.needed else None
                     write, keep = named_tasks(items, carry, write=not job.carry_only)
                     submitted = client.compute([t for t in (write, keep) if t is not None],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detflow.errors import DetflowError
-from detflow.io.urls import is_remote
+from detflow.io.files import is_remote
 
 DONE, SKIPPED, FAILED, CANCELLED = "done", "skipped", "failed", "cancelled"
 

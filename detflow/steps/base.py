@@ -132,6 +132,9 @@ class StepDef:
     #: uses a gain factor the input already carries); None: every type of ``reftypes``.
     #: The others are given to ``apply`` as None and never resolved.
     references_needed: Callable[..., tuple] | None = None
+    #: Whether ``apply`` takes the run's :class:`~detflow.tiling.Tiling` (``tiling=``):
+    #: the steps whose working tiles hold every integration and group of a tile.
+    tiled: bool = False
 
     def __post_init__(self):
         alias = self.name.rsplit(".", 1)[-1]

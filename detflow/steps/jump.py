@@ -47,13 +47,13 @@ from dask.highlevelgraph import HighLevelGraph
 from detflow import dqflags
 from detflow.contract import DIMS
 from detflow.kernels import jump as kj
+from detflow.kernels import jump_events as kje
 from detflow.steps.base import Param, StepDef, as_float32, dask_array, record
+from detflow.tiling import Tiling
 
 #: Output 0-d variables holding jwst's ``meta.exposure`` rates, and their attrs names.
 SCALARS = ("primary_cosmic_rays", "extended_emission_events")
 
-#: Largest working tile (bytes of float32 data, all integrations and groups).
-TILE_BYTES = 128 * 2**20
 
 
 def _flags():
@@ -74,9 +74,10 @@ def _split(chunks, size):
     return tuple(out)
 
 
-def working_chunks(ychunks, xchunks, nints, ngroups, itemsize=4, limit=TILE_BYTES):
+def working_chunks(ychunks, xchunks, nints, ngroups, limit, itemsize=4):
     """Spatial chunks for tiles holding every integration and group (at most ``limit``
-    bytes each), refining the input's ``y`` chunks."""
+    bytes each: the run's :attr:`Tiling.working_bytes <detflow.tiling.Tiling>`), refining
+    the input's ``y`` chunks."""
     widest = max(xchunks) if xchunks else 1
     rows = max(1, int(limit // max(1, nints * ngroups * widest * itemsize)))
     return _split(ychunks, rows), tuple(xchunks)
@@ -109,13 +110,13 @@ def _plane_all(arr4, mask):
 
 
 def _snowball_block(gdq_int, settings, flags):
-    return kj.snowballs_integration(gdq_int, settings, flags)
+    return kje.snowballs_integration(gdq_int, settings, flags)
 
 
 def _shower_block(data, gdq_in, gdq, pdq, gain, rn, plane_dnu4, settings, flags):
     plane_dnu = _plane(plane_dnu4)
     skip = kj.plane_counts(plane_dnu, settings, flags)["skip"]
-    return kj.showers_exposure(data, gdq_in, gdq, pdq, gain, rn, skip, settings, flags)
+    return kje.showers_exposure(data, gdq_in, gdq, pdq, gain, rn, skip, settings, flags)
 
 
 def _pick(block, index):
@@ -136,14 +137,14 @@ def _number_crs(count, plane_dnu, settings, flags):
 
 def _rates(count, plane_dnu, n_extended, plane_dnu_out, settings, flags, group_time, npix):
     number = _number_crs(count, plane_dnu, settings, flags)
-    return kj.cosmic_ray_rates(number, int(n_extended), plane_dnu_out, group_time, npix)
+    return kje.cosmic_ray_rates(number, int(n_extended), plane_dnu_out, group_time, npix)
 
 
 def _gain_median(gain):
     return np.asarray(np.nanmedian(gain)).reshape(())
 
 
-def apply(ds, refs, params):
+def apply(ds, refs, params, tiling=None):
     """Lazy jump detection.
 
     Parameters
@@ -155,6 +156,9 @@ def apply(ds, refs, params):
         region.
     params : dict
         Every JumpStep parameter (jwst names).
+    tiling : detflow.tiling.Tiling, optional
+        The run's tile sizes: its working tiles hold at most ``working_bytes`` bytes
+        (default :class:`~detflow.tiling.Tiling`'s).
 
     Returns
     -------
@@ -176,7 +180,8 @@ def apply(ds, refs, params):
     gdq_xr = out["groupdq"].transpose(*DIMS)
     in_chunks = gdq_xr.data.chunks if isinstance(gdq_xr.data, da.Array) else (
         (1,) * nints, (ngroups,), (out.sizes["y"],), (out.sizes["x"],))
-    yc, xc = working_chunks(in_chunks[2], in_chunks[3], nints, ngroups)
+    yc, xc = working_chunks(in_chunks[2], in_chunks[3], nints, ngroups,
+                            (tiling or Tiling()).working_bytes)
     chunks4 = (nints, ngroups, yc, xc)
     data = dask_array(data_xr, chunks=chunks4).astype(np.float32)
     gdq = dask_array(gdq_xr, chunks=chunks4).astype(np.uint8)
@@ -492,4 +497,5 @@ STEP = StepDef(
     },
     apply=apply,
     halo=1,
+    tiled=True,
 )

@@ -35,6 +35,7 @@ from detflow.contract import DIMS
 from detflow.errors import ParameterError
 from detflow.kernels import persistence as kp
 from detflow.steps.base import Param, StepDef, as_float32, dask_array, record
+from detflow.tiling import Tiling
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ log = logging.getLogger(__name__)
 OUTPUT_VARIABLE = "persistence_array"
 #: key of the incoming window array in ``refs``
 INPUT_REF = "persistence_array"
-#: largest tile (bytes of the arrays a task holds) before it is split in y
-TILE_BYTES = 256 * 2**20
 
 
 def exposure_group_times(attrs, nints, ngroups):
@@ -73,10 +72,10 @@ def exposure_group_times(attrs, nints, ngroups):
     return kp.group_times(starts, attrs["group_time"], ngroups)
 
 
-def _split_rows(ychunks, xchunks, bytes_per_pixel):
-    """y chunks so that no tile holds more than :data:`TILE_BYTES`."""
+def _split_rows(ychunks, xchunks, bytes_per_pixel, limit):
+    """y chunks so that no tile holds more than ``limit`` bytes."""
     widest = max(xchunks)
-    most_rows = max(1, TILE_BYTES // max(1, widest * bytes_per_pixel))
+    most_rows = max(1, limit // max(1, widest * bytes_per_pixel))
     out = []
     for size in ychunks:
         while size > most_rows:
@@ -114,7 +113,7 @@ def _incoming(refs, ny, nx):
     return arr.astype(np.float64)
 
 
-def apply(ds, refs, params):
+def apply(ds, refs, params, tiling=None):
     """Lazy persistence flagging.
 
     Parameters
@@ -126,6 +125,9 @@ def apply(ds, refs, params):
         module docstring); may be empty.
     params : dict
         The step's parameters (jwst's names).
+    tiling : detflow.tiling.Tiling, optional
+        The run's tile sizes: its working tiles hold at most ``persistence_bytes`` bytes
+        (default :class:`~detflow.tiling.Tiling`'s).
 
     Returns
     -------
@@ -162,7 +164,8 @@ def apply(ds, refs, params):
     gdq4 = dask_array(gdq_xr, DIMS)
     in_chunks = gdq4.chunks
     per_pixel = nints * ngroups * (1 + (4 if threshold is not None else 0)) + 16
-    yc = _split_rows(in_chunks[2], in_chunks[3], per_pixel)
+    yc = _split_rows(in_chunks[2], in_chunks[3], per_pixel,
+                     (tiling or Tiling()).persistence_bytes)
     xc = in_chunks[3]
     gdq_t = gdq4.rechunk((nints, ngroups, yc, xc))
     state = incoming if incoming is not None else da.zeros((ny, nx), dtype=np.float64)
@@ -201,4 +204,5 @@ STEP = StepDef(
                                  "PERSISTENCE"),
     },
     apply=apply,
+    tiled=True,
 )

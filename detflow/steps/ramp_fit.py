@@ -46,6 +46,7 @@ from detflow.errors import DetflowError
 from detflow.kernels import ramp_fit as kr
 from detflow.steps.base import Param, StepDef, dask_array, record
 from detflow.steps.jump import working_chunks
+from detflow.tiling import Tiling
 
 #: ``ngroups`` from which jwst runs ``LIKELY`` (stcal ``LIKELY_MIN_NGROUPS``); below it
 #: jwst falls back to ``OLS_C``.
@@ -101,7 +102,7 @@ def _scalars(ds):
     return {name: var for name, var in ds.data_vars.items() if var.ndim == 0}
 
 
-def apply(ds, refs, params):
+def apply(ds, refs, params, tiling=None):
     """Lazy OLS_C ramp fit.
 
     Parameters
@@ -115,6 +116,9 @@ def apply(ds, refs, params):
         ``readnoise`` and ``gain``: Datasets with ``sci`` ``(ny, nx)``.
     params : dict
         Every RampFitStep parameter (jwst names).
+    tiling : detflow.tiling.Tiling, optional
+        The run's tile sizes: its working tiles hold at most ``working_bytes`` bytes
+        (default :class:`~detflow.tiling.Tiling`'s).
 
     Returns
     -------
@@ -140,7 +144,8 @@ def apply(ds, refs, params):
     gdq_xr = ds["groupdq"].transpose(*DIMS)
     in_chunks = gdq_xr.data.chunks if isinstance(gdq_xr.data, da.Array) else (
         (1,) * nints, (ngroups,), (ny,), (nx,))
-    yc, xc = working_chunks(in_chunks[2], in_chunks[3], nints, ngroups)
+    yc, xc = working_chunks(in_chunks[2], in_chunks[3], nints, ngroups,
+                            (tiling or Tiling()).working_bytes)
     chunks4 = (nints, ngroups, yc, xc)
     data = dask_array(data_xr.data, chunks=chunks4).astype(np.float32)
     gdq = dask_array(gdq_xr.data, chunks=chunks4).astype(np.uint8)
@@ -277,4 +282,5 @@ STEP = StepDef(
                                "single-core result always; Dask does the parallelism)"),
     },
     apply=apply,
+    tiled=True,
 )

@@ -24,10 +24,10 @@ for ``int8``) are undone exactly by flipping the sign bit; any other
 ``BSCALE``/``BZERO``, or a ``BLANK`` on integer data, gives floats computed as
 astropy computes them, with NaN at ``BLANK`` pixels.
 
-Modules: :mod:`.source` (where the bytes come from), :mod:`.hdus` (headers and
-byte layouts), :mod:`.image` (image sections), :mod:`.table` (binary tables). The
-JSON of header values is :mod:`detflow.io.values`; the cache of parsed files
-:mod:`detflow.io.cache`; local-or-remote paths :mod:`detflow.io.urls`.
+Modules: :mod:`.source` (where the bytes come from), :mod:`.hdus` (headers, byte
+layouts and binary tables), :mod:`.image` (image sections). The JSON of header
+values is :mod:`detflow.io.values`; local-or-remote paths and the cache of parsed
+files :mod:`detflow.io.files`.
 
 Everything here is picklable and small: a :class:`FitsImage` holds the URL,
 the storage options and the byte layout of one HDU, never an open handle, so a
@@ -42,10 +42,10 @@ from detflow.io.fits.hdus import (
     padded_nbytes,
     read_hdus,
     read_primary_header,
+    read_table,
 )
 from detflow.io.fits.image import FitsImage
 from detflow.io.fits.source import FitsSource
-from detflow.io.fits.table import read_table
 
 __all__ = [
     "BLOCK",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from detflow.errors import InputFileError
-from detflow.io.urls import local_path
+from detflow.io.files import local_path
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

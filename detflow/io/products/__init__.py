@@ -10,13 +10,11 @@ Modules, by concern:
 * :mod:`~detflow.io.products.headers` -- the primary and SCI headers: the input's
   cards, refreshed keywords, ``S_*`` step statuses (:data:`CAL_STEP_KEYWORDS`) and
   ``R_*`` reference files (:data:`REF_FILE_KEYWORDS`);
-* :mod:`~detflow.io.products.tables` -- the ``INT_TIMES`` and ``GROUP`` binary tables;
-* :mod:`~detflow.io.products.layout` -- writing a FITS file's layout and filling its
-  data regions from Dask chunks;
 * :mod:`~detflow.io.products.fits` -- the FITS writers (:func:`write_rate`,
   :func:`write_rateints`, :func:`write_fitopt`, :func:`write_ramp`,
   :func:`write_dark`) and what each writes (:data:`RATE_VARIABLES`,
-  :data:`FITOPT_VARIABLES`, :data:`MODEL_TYPES`);
+  :data:`FITOPT_VARIABLES`, :data:`MODEL_TYPES`): their ``INT_TIMES`` and ``GROUP``
+  binary tables, the file's layout and its data regions filled from Dask chunks;
 * :mod:`~detflow.io.products.zarr` -- :func:`to_zarr`, any Dataset to a Zarr v3 store;
 * :mod:`~detflow.io.products.read` -- :func:`open_product`, a Zarr store or a FITS
   product back as a lazy Dataset.

@@ -24,7 +24,7 @@ from pathlib import Path
 from astropy.io import fits
 
 from detflow.contract import INPUT_KEYWORD, KEYWORDS
-from detflow.io.urls import local_path
+from detflow.io.files import local_path
 from detflow.io.values import plain_scalar
 from detflow.registry import STEPS
 
@@ -163,7 +163,7 @@ def _exposure_file(source):
     if not isinstance(source, str | os.PathLike):
         return None
     source = os.fspath(source)
-    local = local_path(source)  # (the package's one rule: detflow.io.urls.is_remote)
+    local = local_path(source)  # (the package's one rule: detflow.io.files.is_remote)
     return source if local is None else os.path.abspath(local)
 
 

@@ -14,8 +14,8 @@ import xarray as xr
 from astropy.io import fits
 
 from detflow.errors import InputFileError
-from detflow.io.exposure import cal_step_from_header, detector_coords, keyword_attrs
 from detflow.io.fits import FitsImage, FitsSource, read_hdus, read_table
+from detflow.io.keywords import cal_step_from_header, detector_coords, keyword_attrs
 from detflow.io.products.headers import _COMMENTARY, _STRUCTURAL, CAL_STEP_KEYWORDS
 from detflow.io.values import header_to_dict
 
@@ -161,12 +161,12 @@ def open_product(path, chunks=None):
     return _open_fits_product(path, chunks)
 
 
-def open_exposure_or_product(path):
+def open_exposure_or_product(path, tiling=None):
     """``("exposure", Dataset)`` (:func:`~detflow.io.exposure.open_exposure`) or, when
     the file is not an exposure, ``("product", Dataset)`` (:func:`open_product`: rate,
     rateints, fitopt, a step's output, a Zarr store), lazily: the one rule the command
     line's ``info`` and the Python interfaces (a rate or rateints given to gain_scale)
-    share.
+    share. ``tiling``: the exposure's tiles (:class:`~detflow.tiling.Tiling`).
 
     Raises
     ------
@@ -177,7 +177,7 @@ def open_exposure_or_product(path):
     from detflow.io.exposure import open_exposure
 
     try:
-        return "exposure", open_exposure(path)
+        return "exposure", open_exposure(path, tiling=tiling)
     except InputFileError as as_exposure:
         try:
             product = open_product(path)

@@ -11,11 +11,9 @@ import os
 from collections.abc import Mapping
 
 from detflow.errors import ReferenceFileError
-from detflow.io.cache import KeptByFile
-from detflow.io.references.checks import _check_header
+from detflow.io.files import KeptByFile, is_remote, local_path
 from detflow.io.references.exposure import _exposure_attrs, _exposure_path, _upper
 from detflow.io.references.open import _path_exists
-from detflow.io.urls import is_remote, local_path
 
 __all__ = ["MANIFEST_NAME"]
 
@@ -117,13 +115,13 @@ def _root(file_name):
 
 def _resolve_manifest(rt, exposure, label, storage_options=None):
     """``(path, reason)`` from the manifest beside the exposure's file when it has an
-    entry for this exposure naming a ``rt`` file; else None.
+    entry for this exposure naming a ``rt`` file; else None. Whether the file fits
+    the exposure is the caller's check (:func:`~detflow.io.references.resolve.resolve_reference`).
 
     Raises
     ------
     ReferenceFileError
-        The manifest is not JSON, or the file it names is missing or does not fit the
-        exposure.
+        The manifest is not JSON, or the file it names is missing.
     """
     exposure_path = _exposure_path(_exposure_attrs(exposure))
     if not exposure_path:
@@ -153,5 +151,4 @@ def _resolve_manifest(rt, exposure, label, storage_options=None):
         raise ReferenceFileError(
             rt, label, f"{manifest} names {value} for {key}, which does not exist",
             hint=f"fix the entry, or give override_{rt.lower()}=PATH")
-    _check_header(path, rt, exposure, label, storage_options, what=f"{MANIFEST_NAME} entry")
     return path, reason

@@ -43,20 +43,29 @@ coordinates are the kernel offsets from its centre (``arange(n) - n // 2``).
 
 Parsed headers (:data:`_REFERENCES`) and references cut for an exposure
 (:data:`_CUT_REFERENCES`) are kept per local file until it changes.
+
+A reference DQ is translated through the file's ``DQ_DEF`` table to the standard
+JWST bits (:func:`dq_def_mapping`, :func:`translate_dq`), as stdatamodels does when
+it opens the file; :func:`read_user_dq` reads a ``dq_init.user_supplied_dq`` file as
+jwst reads it. A reference datamodel given as an override (jwst accepts a model
+object as ``override_<reftype>``) is saved once to a file
+(:func:`reference_model_path`), so it is read lazily like any reference file.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import os
+import threading
+import weakref
 
 import numpy as np
 
 from detflow.errors import InputFileError, ReferenceFileError
-from detflow.io.cache import KeptByFile
 from detflow.io.chunks import array_chunks
+from detflow.io.files import KeptByFile, is_remote, local_path
 from detflow.io.fits import FitsImage, FitsSource, read_hdus, read_table
-from detflow.io.references.dq import dq_def_mapping, translate_dq
 from detflow.io.references.exposure import (
     _exposure_attrs,
     _exposure_label,
@@ -66,10 +75,16 @@ from detflow.io.references.exposure import (
     _upper,
 )
 from detflow.io.references.region import select_region
-from detflow.io.urls import is_remote, local_path
 from detflow.io.values import header_to_dict, typed_value
 
-__all__ = ["open_reference", "open_reference_for"]
+__all__ = [
+    "dq_def_mapping",
+    "open_reference",
+    "open_reference_for",
+    "read_user_dq",
+    "reference_model_path",
+    "translate_dq",
+]
 
 #: Primary-header keywords copied to attrs: attrs name -> (keyword, type).
 _REF_KEYWORDS = {
@@ -392,3 +407,138 @@ def _fresh_copy(ds):
 
 
 _CUT_REFERENCES = KeptByFile(64)
+
+
+# --------------------------------------------------------------------------
+# DQ: a reference file's DQ_DEF translation, a user's DQ file
+# --------------------------------------------------------------------------
+
+def dq_def_mapping(table):
+    """The ``((bit value in the file, standard JWST value), ...)`` translation of a
+    reference file's ``DQ_DEF`` table, or None when the DQ is used as it is.
+
+    stdatamodels (``DefaultDQMixin``, ``stdatamodels.dynamicdq.dynamic_mask``) translates
+    the DQ of every MASK, SATURATION, SUPERBIAS, LINEARITY, DARK and RESET model with a
+    non-empty ``DQ_DEF`` table when it opens the file: each row's ``VALUE`` bit of the
+    file's DQ becomes the standard value of its ``NAME``; a NAME that is not a JWST pixel
+    flag is ignored (jwst warns), and so is every DQ bit that no row names. A file
+    without the table, or with an empty one, keeps its DQ.
+
+    Parameters
+    ----------
+    table : dict or None
+        ``{column: list}`` as :func:`detflow.io.fits.read_table` reads it (columns
+        ``BIT``, ``VALUE``, ``NAME``, ``DESCRIPTION``; any case).
+    """
+    if not table:
+        return None
+    columns = {str(k).upper(): v for k, v in table.items()}
+    values, names = columns.get("VALUE"), columns.get("NAME")
+    if values is None or names is None or len(values) == 0:
+        return None
+    from stdatamodels.jwst.datamodels.dqflags import pixel
+
+    mapping = []
+    for value, name in zip(values, names, strict=True):
+        standard = pixel.get(str(name).strip())
+        if standard is not None:
+            mapping.append((int(value), int(standard)))
+    return tuple(mapping)
+
+
+def translate_dq(dq, mapping):
+    """A reference DQ block translated through :func:`dq_def_mapping`'s pairs
+    (``dynamic_mask``'s arithmetic: same dtype, OR of the standard values)."""
+    dq = np.asarray(dq)
+    out = np.zeros(dq.shape, dtype=dq.dtype)
+    for value, standard in mapping:
+        out[np.bitwise_and(dq, value) != 0] |= standard
+    return out
+
+
+def read_user_dq(path):
+    """The DQ array of a user's ``dq_init.user_supplied_dq`` file, read as jwst reads it
+    (``astropy.io.fits.getdata``: the first HDU with data).
+
+    Raises
+    ------
+    InputFileError
+        The file is missing, not FITS, or holds no image.
+    """
+    from astropy.io import fits
+
+    try:
+        data = fits.getdata(os.fspath(path))
+    except FileNotFoundError:
+        raise InputFileError(str(path), "user_supplied_dq file not found") from None
+    except (OSError, IndexError, TypeError, ValueError) as exc:
+        raise InputFileError(str(path), f"cannot read a DQ image from it: {exc}") from None
+    array = np.asarray(data)
+    if array.dtype.kind not in "iub":
+        raise InputFileError(str(path), f"its data are {array.dtype}, not an integer DQ array")
+    return array
+
+
+# --------------------------------------------------------------------------
+# Reference datamodels given as overrides, saved once to a file
+# --------------------------------------------------------------------------
+
+#: The files written for models: ``id(model) -> (weak reference to the model, path)``.
+#: An id is only unique among live objects, so an entry holds the model weakly and
+#: counts only while that reference still gives the same object; the entry is dropped
+#: when its model is collected (the file itself stays until exit: a graph built from
+#: the model may still read it). Holding the model weakly keeps no model (and its
+#: arrays) alive for the rest of the process.
+_MODEL_FILES = {}
+_MODEL_LOCK = threading.Lock()
+
+
+def _forget_model(key, ref):
+    """Drop ``key``'s entry once its model is collected (a weak-reference callback:
+    runs during garbage collection, so it takes no lock; the entry is still this
+    reference's, as no other object can have the model's id before it is freed)."""
+    hit = _MODEL_FILES.get(key)
+    if hit is not None and hit[0] is ref:
+        _MODEL_FILES.pop(key, None)
+
+
+def _weak(model, key):
+    """A weak reference to ``model`` that forgets its entry when the model goes; a
+    strong one (a closure) for an object that cannot be weakly referenced."""
+    try:
+        return weakref.ref(model, functools.partial(_forget_model, key))
+    except TypeError:
+        return lambda: model
+
+
+def reference_model_path(model, reftype=None):
+    """A file holding a reference datamodel given as ``override_<reftype>`` (jwst
+    accepts model objects there), so it is read lazily like any reference file.
+
+    The model is saved once per object (a copy: the user's model is not changed) as
+    FITS into a private temporary folder of this process, and that path is returned
+    on later calls; the file lives as long as the process (removed at its exit). It
+    is read by path, so with a cluster of other machines give a file every worker can
+    read instead.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    key = id(model)
+    with _MODEL_LOCK:
+        hit = _MODEL_FILES.get(key)
+        if hit is not None and hit[0]() is model and os.path.exists(hit[1]):
+            return hit[1]
+    folder = tempfile.mkdtemp(prefix="detflow-refmodels-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # removed with the process
+    rt = _upper(getattr(getattr(model, "meta", None), "reftype", None) or reftype or "ref")
+    name = getattr(model.meta, "filename", None) or f"{rt.lower()}.fits"
+    stem = os.path.splitext(os.path.basename(str(name)))[0] or rt.lower()
+    path = os.path.join(folder, f"{stem}.fits")
+    with model.copy() as copy_:
+        copy_.save(path)
+    ref = _weak(model, key)
+    with _MODEL_LOCK:
+        _MODEL_FILES[key] = (ref, path)
+    return path

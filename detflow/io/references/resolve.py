@@ -11,9 +11,11 @@ not after the exposure's start; files still tied are an error, never a choice
 by name), then a CRDS cache through the ``crds`` client when ``CRDS_PATH`` is
 set. With ``explain=True`` it also says why that file was chosen.
 
-The steps of that order live in :mod:`.manifest`, :mod:`.select` (with the folder
-index of :mod:`.index`), :mod:`.crds` and :mod:`.checks` (an override or a manifest
-entry must fit the exposure).
+The manifest is read in :mod:`.manifest` and the folder searched in :mod:`.select`
+(with its header index); here live the order, the checks that an override or a
+manifest entry fits the exposure (its REFTYPE, instrument, detector and region,
+before anything is computed) and the lookup in a CRDS cache through the ``crds``
+client.
 """
 
 from __future__ import annotations
@@ -21,13 +23,23 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import numpy as np
+
 from detflow.errors import ReferenceFileError
-from detflow.io.references.checks import _check_header
-from detflow.io.references.crds import _resolve_crds
-from detflow.io.references.exposure import _exposure_attrs, _exposure_label, _exposure_path, _upper
-from detflow.io.references.manifest import _resolve_manifest, _sibling
+from detflow.io.files import KeptByFile
+from detflow.io.references.exposure import (
+    _exposure_attrs,
+    _exposure_label,
+    _exposure_path,
+    _exposure_region,
+    _exposure_value,
+    _match,
+    _upper,
+)
+from detflow.io.references.manifest import MANIFEST_NAME, _resolve_manifest, _sibling
 from detflow.io.references.open import _path_exists
-from detflow.io.references.select import _folder_name, _resolve_dir
+from detflow.io.references.region import EXACT_SHAPE_REFTYPES, _require_covers
+from detflow.io.references.select import _folder_name, _index_entry, _resolve_dir
 
 __all__ = ["resolve_reference"]
 
@@ -152,6 +164,9 @@ def _resolve(reftype, exposure, override, refs_dir, use_crds, optional, storage_
     if refs_dir is None:
         found = _resolve_manifest(rt, exposure, label, storage_options)
         if found is not None:
+            if found[0] != "N/A":  # the file it names must fit, as an override must
+                _check_header(found[0], rt, exposure, label, storage_options,
+                              what=f"{MANIFEST_NAME} entry")
             return found
 
     searched = []
@@ -220,3 +235,161 @@ def _calibrated_from(attrs):
     if isinstance(value, list | tuple):  # (value, comment)
         value = value[0] if value else None
     return str(value) if value else None
+
+
+# --------------------------------------------------------------------------
+# An override or a manifest entry checked against the exposure
+# --------------------------------------------------------------------------
+
+def _check_identity(path, rt, attrs, label, file_rt, instrument, detector, p_detect=None,
+                    what="override"):
+    """Raise if an override's (``what``'s) REFTYPE, instrument or detector do not fit
+    the exposure."""
+    if file_rt and file_rt != rt:
+        raise ReferenceFileError(
+            rt, label, f"{what} {path} is a {file_rt} reference file, not {rt}"
+        )
+    for name, value, pattern in (
+        ("instrument", instrument, None),
+        ("detector", detector, p_detect),
+    ):
+        exp_value = _exposure_value(attrs, name)
+        if _match(value, pattern, exp_value) < 0:
+            raise ReferenceFileError(
+                rt,
+                label,
+                f"{what} {path} is a {rt} file for {name} {value}, "
+                f"but the exposure's {name} is {exp_value}",
+            )
+
+
+def _check_header(path, rt, exposure, label, storage_options=None, what="override"):
+    """Raise if an override's (``what``'s) REFTYPE/INSTRUME/DETECTOR/region do not fit
+    the exposure."""
+    attrs = _exposure_attrs(exposure)
+    if str(path).lower().endswith(".asdf"):
+        return _check_asdf(path, rt, attrs, label, what)
+    key = KeptByFile.identity(path) if not storage_options else None
+    entry = _CHECKED.get(key) if key is not None else None
+    if entry is None:
+        entry = _index_entry(path, storage_options)
+        if entry is not None and key is not None:
+            _CHECKED.put(key, entry)
+    if entry is None:
+        raise ReferenceFileError(rt, label, f"{what} {path} is not a readable FITS file")
+    _check_identity(
+        path,
+        rt,
+        attrs,
+        label,
+        _upper(entry["REFTYPE"]),
+        entry["INSTRUME"],
+        entry["DETECTOR"],
+        entry["P_DETECT"],
+        what,
+    )
+    exp_y, exp_x = _exposure_region(exposure)
+    region = entry["region"]
+    same_shape = region is not None and exp_y is not None and (
+        region[1], region[3]) == (len(exp_y), len(exp_x))
+    if rt in EXACT_SHAPE_REFTYPES and same_shape:
+        return None  # jwst compares shapes only for DARK and RESET (see select_region)
+    if region is not None and exp_y is not None:
+        y0, ny, x0, nx = region
+        ref_y, ref_x = np.arange(y0, y0 + ny), np.arange(x0, x0 + nx)
+        _require_covers(rt, label, f"{what} {path}", ref_y, ref_x, exp_y, exp_x)
+    return None
+
+
+#: Header facts of the files given as overrides or manifest entries (every step of
+#: every exposure of a program checks the same few files).
+_CHECKED = KeptByFile(64)
+
+
+def _check_asdf(path, rt, attrs, label, what="override"):
+    """Best-effort REFTYPE/INSTRUME/DETECTOR check of an ASDF reference override."""
+    try:
+        import asdf
+
+        with asdf.open(str(path), lazy_load=True, memmap=False) as af:
+            meta = af.tree.get("meta") or {}
+            file_rt = _upper(meta.get("reftype"))
+            inst = meta.get("instrument") or {}
+            ref_inst, ref_det = inst.get("name"), inst.get("detector")
+    except Exception:
+        return None
+    _check_identity(path, rt, attrs, label, file_rt, ref_inst, ref_det, what=what)
+    return None
+
+
+# --------------------------------------------------------------------------
+# A CRDS cache, through the crds client (offline by default: CRDS_MODE
+# defaults to local; CRDS_CONTEXT is honoured)
+# --------------------------------------------------------------------------
+
+def _crds_parameters(attrs):
+    """CRDS matching parameters (datamodel paths) from the exposure's primary header."""
+    from detflow.contract import KEYWORDS
+
+    header = attrs.get("primary_header")
+    params = {}
+    if isinstance(header, Mapping):
+        params.update(
+            {k: v for k, v in header.items() if v is not None and not isinstance(v, list)}
+        )
+    for name, (keyword, where, _) in KEYWORDS.items():
+        if where == "primary" and keyword not in params and attrs.get(name) is not None:
+            params[keyword] = attrs[name]
+    params.setdefault("TELESCOP", "JWST")
+    try:
+        from crds.jwst.locate import fits_to_parkeys
+
+        return fits_to_parkeys(params)
+    except Exception:
+        return {k.upper(): str(v) for k, v in params.items()}
+
+
+class _CrdsEnvironment:
+    """Temporarily default CRDS to the offline, local-cache mode."""
+
+    def __enter__(self):
+        self._old = os.environ.get("CRDS_MODE")
+        if self._old is None:
+            os.environ["CRDS_MODE"] = "local"
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is None:
+            os.environ.pop("CRDS_MODE", None)
+        return False
+
+
+def _resolve_crds(rt, attrs, label):
+    """Ask the CRDS client; returns a path, "N/A", or raises ReferenceFileError."""
+    try:
+        import crds
+    except ImportError as exc:
+        raise ReferenceFileError(
+            rt, label, "CRDS_PATH is set but the crds package is not installed"
+        ) from exc
+    params = _crds_parameters(attrs)
+    try:
+        with _CrdsEnvironment():
+            best = crds.getreferences(
+                params,
+                reftypes=[rt.lower()],
+                observatory="jwst",
+                context=os.environ.get("CRDS_CONTEXT") or None,
+            )
+    except Exception as exc:  # CrdsError and whatever the client lets through
+        raise ReferenceFileError(
+            rt,
+            label,
+            f"CRDS lookup in {os.environ.get('CRDS_PATH')} failed ({type(exc).__name__}: {exc})",
+        ) from exc
+    value = str(best.get(rt.lower(), best.get(rt, "")) if isinstance(best, Mapping) else "")
+    if not value or "N/A" in value.upper():
+        return "N/A"
+    if value.upper().startswith("NOT FOUND"):
+        raise ReferenceFileError(rt, label, f"CRDS: {value}")
+    return value

@@ -1,4 +1,8 @@
-"""Values parsed from local files, kept while the file is unchanged."""
+"""Where a file lives and what was parsed from it.
+
+:func:`local_path` and :func:`is_remote` tell a local path (or ``file://`` URL) from a
+remote fsspec URL; :class:`KeptByFile` keeps values parsed from local files while the
+file is unchanged."""
 
 from __future__ import annotations
 
@@ -6,7 +10,27 @@ import os
 import threading
 from collections import OrderedDict
 
-from detflow.io.urls import local_path
+
+def _has_protocol(path):
+    return "://" in path or "::" in path
+
+
+def is_remote(path):
+    """Whether ``path`` is reached through fsspec: a URL other than ``file://`` (or
+    ``local://``), or a chained one. The one rule for the whole package."""
+    return local_path(path) is None
+
+
+def local_path(url):
+    """The local file name of a path or ``file://`` URL, or ``None`` for any other URL."""
+    url = os.fspath(url)
+    if not _has_protocol(url):
+        return url
+    if url.startswith(("file://", "local://")) and "::" not in url:
+        from fsspec.implementations.local import LocalFileSystem
+
+        return LocalFileSystem._strip_protocol(url)
+    return None
 
 
 class KeptByFile:
