@@ -20,7 +20,7 @@ import xarray as xr
 from detflow.errors import ParameterError
 from detflow.io.datamodels import from_datamodel, is_datamodel, to_datamodel
 from detflow.io.products import open_exposure_or_product
-from detflow.pipeline.builder import apply_step, build_detector1, dark_output
+from detflow.pipeline.builder import apply_step, build_detector1
 from detflow.pipeline.params import read_parameter_file
 from detflow.pipeline.plan import Outputs, exposure_paths, plan_exposure, plan_step
 from detflow.program import persistence_chains
@@ -185,14 +185,12 @@ class Step:
         ptime = self._params.get("persistence_time")
         if self.step_name == "persistence" and ptime is not None and ptime <= 0:
             self._params["persistence_time"] = None  # as jwst resets it
-        dark = None
-        if self.step_name == "dark_current" and self._params.get("dark_output"):
-            dark = dark_output(ds, self._params, self.refs_dir)
         if compute:  # computed once, for the models and any saved product
             result = _computed(result)
         plan = plan_step(self.step_name, ds, result, self._params,
                          Outputs(output_dir=self.output_dir or ".", output_file=self.output_file),
-                         save_results=self.save_results, suffix=self.product_suffix, dark=dark)
+                         save_results=self.save_results, suffix=self.product_suffix,
+                         refs_dir=self.refs_dir)
         return result, plan
 
     @classmethod

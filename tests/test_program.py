@@ -391,6 +391,18 @@ def test_a_program_on_a_cluster_joins_amplifiers_into_larger_tiles(sim_nircam_su
         tiles = {t: dict(pipe.plan(str(sim.uncal), tiling=t).stages)["read"].chunks["x"]
                  for t in (joined, Tiling())}
     assert tiles == {joined: (640,), Tiling(): (512, 128)}
+    # and its references are opened with it: on the exposure's tiles, no rechunk between
+    from detflow.io.exposure import open_exposure
+    from detflow.io.references import open_reference_for
+
+    ds = open_exposure(sim.uncal, tiling=joined)
+
+    def rechunks(tiling):
+        gain = open_reference_for(sim.refs["GAIN"], "GAIN", ds, tiling)["sci"]
+        assert gain.chunks == ds["pixeldq"].chunks
+        return [k for k in gain.data.__dask_graph__().layers if k.startswith("rechunk")]
+
+    assert rechunks(joined) == [] and rechunks(Tiling()) != []
 
 
 def _retimed(src, dest, detector, minutes):

@@ -46,8 +46,9 @@ def resolve_step_references(step, ds, params, refs_dir=None):
     return out
 
 
-def open_step_references(step, ds, params, refs_dir=None, *, reasons=None):
-    """Resolve, open and cut the reference files of one step for one exposure.
+def open_step_references(step, ds, params, refs_dir=None, *, reasons=None, tiling=None):
+    """Resolve, open and cut the reference files of one step for one exposure (with the
+    run's ``tiling``, as the exposure was opened).
 
     ``reasons``, a dict when given, receives reftype -> why that file (or N/A) was
     chosen (:func:`detflow.io.references.resolve_reference`'s ``explain``).
@@ -74,7 +75,7 @@ def open_step_references(step, ds, params, refs_dir=None, *, reasons=None):
             continue
         # every reference is cut to the exposure by coordinates; jwst requires DARK and
         # RESET in the science shape (it fails otherwise), detflow also accepts larger ones
-        refs[reftype] = open_reference_for(path, reftype.upper(), ds)
+        refs[reftype] = open_reference_for(path, reftype.upper(), ds, tiling)
         names[reftype] = Path(str(path)).name
     return refs, names
 
@@ -93,7 +94,8 @@ def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None, tiling=None
         return skipped(ds, step)
     check_readout(ds)
     reasons = {}
-    refs, names = open_step_references(step, ds, params, refs_dir, reasons=reasons)
+    refs, names = open_step_references(step, ds, params, refs_dir, reasons=reasons,
+                                       tiling=tiling)
     refs.update(inputs or {})
     if name == "dq_init" and isinstance(params.get("user_supplied_dq"), (str, Path)):
         from detflow.io.references import read_user_dq
@@ -133,7 +135,7 @@ def _open_persistence_input(refs, names, ds, params):
     names["persistence_array_file"] = str(path)
 
 
-def reference_lines(raw, applied, ds, params, refs_dir=None):
+def reference_lines(raw, applied, ds, params, refs_dir=None, tiling=None):
     """refpix's reference lines computed from the file on their own (see
     :func:`detflow.steps.refpix.line_positions`), or None to cut them from the tiles.
 
@@ -167,7 +169,7 @@ def reference_lines(raw, applied, ds, params, refs_dir=None):
         if sub is None:
             return None
         for name, step_params in chain:
-            sub = apply_step(name, sub, step_params, refs_dir)
+            sub = apply_step(name, sub, step_params, refs_dir, tiling=tiling)
         out[axis] = sub
     return out
 
@@ -178,7 +180,7 @@ def _has_user_arrays(name, params):
     return name == "dq_init" and params.get("user_supplied_dq") is not None
 
 
-def dark_output(ds, params=None, refs_dir=None):
+def dark_output(ds, params=None, refs_dir=None, tiling=None):
     """The dark the dark_current step subtracts from ``ds`` (its input), lazily, as a
     Dataset for :func:`detflow.io.products.write_dark` -- what jwst saves with the step's
     ``dark_output`` -- or None when the step is skipped or has no DARK."""
@@ -188,7 +190,7 @@ def dark_output(ds, params=None, refs_dir=None):
     params = step.check_params(params)
     if params["skip"]:
         return None
-    refs, _ = open_step_references(step, ds, params, refs_dir)
+    refs, _ = open_step_references(step, ds, params, refs_dir, tiling=tiling)
     ref = refs.get("dark")
     if ref is None:
         return None
@@ -293,10 +295,10 @@ def build_detector1(ds, step_params=None, refs_dir=None, stop_after=None,
                     result[kind] = apply_step("gain_scale", result[kind], params, refs_dir)
         else:
             if spec.name == "dark_current" and params.get("dark_output"):
-                result["dark_output"] = dark_output(ds, params, refs_dir)
+                result["dark_output"] = dark_output(ds, params, refs_dir, tiling)
             inputs = None
             if spec.name == "refpix" and not skip:
-                lines = reference_lines(raw, applied, ds, params, refs_dir)
+                lines = reference_lines(raw, applied, ds, params, refs_dir, tiling)
                 inputs = None if lines is None else {"reference_lines": lines}
             if spec.name == "persistence" and persistence_array is not None:
                 inputs = {"persistence_array": persistence_array}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from detflow.io.products.names import dark_output_path, file_root, input_name, product_path
+from detflow.pipeline.builder import dark_output
 
 
 class Product(NamedTuple):
@@ -190,20 +191,23 @@ def plan_exposure(ds, built, outputs, persistence_params, *, save_persistence=Tr
                        carry=carry)
 
 
-def plan_step(alias, ds, result, params, outputs, *, save_results, suffix, dark=None):
+def plan_step(alias, ds, result, params, outputs, *, save_results, suffix, refs_dir=None):
     """The :class:`ProductPlan` of one step run on its own (jwst's ``Step.run``): the
     persistence file (written whether or not results are saved, as jwst does), the
-    dark_output (``dark``, its lazy Dataset), and with ``save_results`` the step's
-    result as ``<root>_<suffix>.fits`` (ramp_fit: rate, rateints and fitopt)."""
+    dark_current step's ``dark_output`` (its references from ``refs_dir`` or the
+    overrides in ``params``), and with ``save_results`` the step's result as
+    ``<root>_<suffix>.fits`` (ramp_fit: rate, rateints and fitopt)."""
     base, outdir = outputs.base(ds.attrs.get("source")), Path(outputs.output_dir or ".")
     listed = []
     if alias == "persistence":
         item = persistence_product(result, params, None)
         if item is not None:
             listed.append(item)
-    if dark is not None:
-        listed.append(Product("dark", dark, dark_output_path(params["dark_output"],
-                                                             outputs.output_dir)))
+    if alias == "dark_current" and params.get("dark_output"):
+        dark = dark_output(ds, params, refs_dir)
+        if dark is not None:
+            listed.append(Product("dark", dark, dark_output_path(params["dark_output"],
+                                                                 outputs.output_dir)))
     if save_results:
         if isinstance(result, dict):
             listed += [Product(kind, result.get(kind), product_path(base, outdir, kind))

@@ -8,6 +8,12 @@ results already in memory, no copies) and assembles the haloed tile inside the t
 where it lives only while the kernel runs. The result is the same as ``map_overlap``
 with the same halo and boundary, whatever the chunking (tiles smaller than the halo
 are merged up for the call and split back).
+
+The layer is built with Dask's documented custom-graph API: a dict of tuple tasks
+(``(func, *args)``, keys as arguments) given to
+:meth:`dask.highlevelgraph.HighLevelGraph.from_collections` and wrapped in a
+:class:`dask.array.Array` -- public interfaces, unlike ``dask._task_spec`` (used only
+through :mod:`detflow.runtime.taskspec`). Every halo step's test builds it.
 """
 
 import itertools

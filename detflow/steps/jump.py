@@ -327,6 +327,7 @@ def _detect_and_finish(data, gdq, gain, rn, plane_dnu, gain_median, halo, settin
                 (gain.name, by, bx), (rn.name, by, bx), plane_key, median_key,
                 neighbour(by - 1, bx), neighbour(by + 1, bx), neighbour(by, bx - 1),
                 neighbour(by, bx + 1))
+    # (Dask's documented custom-graph API, as in detflow.steps.halo)
     graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
     blocks = da.Array(graph, name, chunks=ones, dtype=object,
                       meta=np.empty((0, 0, 0, 0), dtype=object))

@@ -224,7 +224,8 @@ def _read_reference_headers(path, storage_options, want, label, rt_name):
     return source, stamp, rt, attrs, images, primary
 
 
-def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_options=None):
+def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_options=None,
+                   tiling=None):
     """Open a JWST FITS reference file as a lazy, dask-backed :class:`xarray.Dataset`.
 
     Nothing but headers and binary tables is read: each image extension becomes a
@@ -246,7 +247,7 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
         integration, all groups/coefficients, spatial tiles aligned to the
         amplifiers in full-frame coordinates (whole rows for MIRI), cut into
         bands of about 100 MB when larger than 150 MB (neighbouring amplifiers
-        joined up to ``detflow.tiles.join-bytes``, see :mod:`detflow.io.chunks`).
+        joined as the run's ``tiling`` says, see :mod:`detflow.io.chunks`).
     exposure : str, Mapping or xarray.Dataset, optional
         The exposure the file is opened for, only to name it in error messages.
     storage_options : dict, optional
@@ -346,7 +347,8 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
         )
         for dim, n in zip(dims, shape, strict=True):
             sizes.setdefault(dim, n)
-        var_chunks = array_chunks(attrs, dims, shape, chunks, itemsize=dtype.itemsize)
+        var_chunks = array_chunks(attrs, dims, shape, chunks, itemsize=dtype.itemsize,
+                                  tiling=tiling)
         task_name = f"ref-{rt.lower()}-{key}-{tokenize(identity, hdu.index, var_chunks)}"
         arr = image.to_dask(var_chunks, task_name, fancy=False)
         data_vars[key] = xr.Variable(dims, arr, attrs={"extname": key.upper()})
@@ -373,8 +375,10 @@ def open_reference(path, reftype=None, chunks=None, *, exposure=None, storage_op
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
-def open_reference_for(path, reftype, exposure):
-    """:func:`open_reference` then :func:`select_region` for an exposure Dataset.
+def open_reference_for(path, reftype, exposure, tiling=None):
+    """:func:`open_reference` then :func:`select_region` for an exposure Dataset, opened
+    with the run's ``tiling`` (:class:`~detflow.tiling.Tiling`; its tiles are then the
+    exposure's, with no rechunk between them).
 
     The result is kept (the last few, by the file's path, size and mtime and the
     exposure's instrument, detector, region and tiles): a program's exposures open the
@@ -390,11 +394,12 @@ def open_reference_for(path, reftype, exposure):
         key = ident + (_upper(reftype), _exposure_value(attrs, "instrument"),
                        _exposure_value(attrs, "detector"),
                        np.asarray(exposure["y"].values).tobytes(),
-                       np.asarray(exposure["x"].values).tobytes(), tiles)
+                       np.asarray(exposure["x"].values).tobytes(), tiles, tiling)
         hit = _CUT_REFERENCES.get(key)
         if hit is not None:
             return _fresh_copy(hit)
-    out = select_region(open_reference(path, reftype, exposure=exposure), exposure)
+    out = select_region(open_reference(path, reftype, exposure=exposure, tiling=tiling),
+                        exposure)
     if key is not None:
         _CUT_REFERENCES.put(key, _fresh_copy(out))
     return out
