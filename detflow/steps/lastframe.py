@@ -1,0 +1,50 @@
+"""lastframe: the last group of every integration DO_NOT_USE (jwst ``LastFrameStep``,
+MIRI).
+
+jwst 3.0.0 (``lastframe_sub.do_correction``): for MIRI data (DETECTOR starting with
+``MIR``) with more than 2 groups, ``groupdq[:, -1] |= DO_NOT_USE`` and COMPLETE;
+otherwise SKIPPED (too few groups, or not MIRI), data unchanged.
+
+Chunk contract: blockwise, no halo, no reference file (``group`` is never split, so
+every tile holds the last group).
+"""
+
+import numpy as np
+import xarray as xr
+
+from detflow import dqflags
+from detflow.steps.base import StepDef, as_float32, record
+
+
+def is_miri_detector(attrs):
+    """jwst's test in the frame steps: the detector name starts with ``MIR``."""
+    return str(attrs.get("detector") or "").upper().startswith("MIR")
+
+
+def group_flag(ngroups, index, value):
+    """A ``(group,)`` uint8 DataArray: ``value`` at group ``index``, 0 elsewhere."""
+    flag = np.zeros(ngroups, dtype=np.uint8)
+    flag[index] = value
+    return xr.DataArray(flag, dims=("group",))
+
+
+def apply(ds, refs, params):
+    """Lazy lastframe: the last group DO_NOT_USE (more than 2 groups, MIRI), or SKIPPED."""
+    out = as_float32(ds)
+    if not is_miri_detector(ds.attrs):
+        return record(out, STEP, "SKIPPED", params,
+                      reason="Last Frame Correction is only for MIRI data")
+    ngroups = out.sizes["group"]
+    if ngroups <= 2:
+        return record(out, STEP, "SKIPPED", params, reason="Too few groups to apply correction")
+    out["groupdq"] = (out["groupdq"] | group_flag(ngroups, -1, dqflags.DO_NOT_USE)).transpose(
+        *ds["groupdq"].dims)
+    return record(out, STEP, "COMPLETE", params)
+
+
+STEP = StepDef(
+    __name__,
+    params={},
+    reference_pixels="pointwise",
+    apply=apply,
+)
