@@ -15,19 +15,17 @@ spatial tile. No halo, no reference file.
 
 from detflow import dqflags
 from detflow.steps.base import Param, StepDef, as_float32, record
-from detflow.steps.lastframe import group_flag, is_miri_detector
+from detflow.steps.lastframe import group_flag, skip_reason
 
 
 def apply(ds, refs, params):
     """Lazy firstframe: the first group DO_NOT_USE (more than 3 groups, MIRI), or
     SKIPPED; see the module docstring for ``bright_use_group1``."""
     out = as_float32(ds)
-    if not is_miri_detector(ds.attrs):
-        return record(out, STEP, "SKIPPED", params,
-                      reason="First Frame Correction is only for MIRI data")
+    reason = skip_reason(ds, "First Frame Correction", 3)
+    if reason:
+        return record(out, STEP, "SKIPPED", params, reason=reason)
     ngroups = out.sizes["group"]
-    if ngroups <= 3:
-        return record(out, STEP, "SKIPPED", params, reason="Too few groups to apply correction")
     gdq = out["groupdq"]
     flag = group_flag(ngroups, 0, dqflags.DO_NOT_USE)
     if params["bright_use_group1"]:

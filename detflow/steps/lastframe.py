@@ -16,9 +16,14 @@ from detflow import dqflags
 from detflow.steps.base import StepDef, as_float32, record
 
 
-def is_miri_detector(attrs):
-    """jwst's test in the frame steps: the detector name starts with ``MIR``."""
-    return str(attrs.get("detector") or "").upper().startswith("MIR")
+def skip_reason(ds, title, min_groups):
+    """Why jwst's frame steps skip ``ds``, or "": not MIRI (the detector name does not
+    start with ``MIR``), or not more than ``min_groups`` groups."""
+    if not str(ds.attrs.get("detector") or "").upper().startswith("MIR"):
+        return f"{title} is only for MIRI data"
+    if ds.sizes["group"] <= min_groups:
+        return "Too few groups to apply correction"
+    return ""
 
 
 def group_flag(ngroups, index, value):
@@ -31,12 +36,10 @@ def group_flag(ngroups, index, value):
 def apply(ds, refs, params):
     """Lazy lastframe: the last group DO_NOT_USE (more than 2 groups, MIRI), or SKIPPED."""
     out = as_float32(ds)
-    if not is_miri_detector(ds.attrs):
-        return record(out, STEP, "SKIPPED", params,
-                      reason="Last Frame Correction is only for MIRI data")
+    reason = skip_reason(ds, "Last Frame Correction", 2)
+    if reason:
+        return record(out, STEP, "SKIPPED", params, reason=reason)
     ngroups = out.sizes["group"]
-    if ngroups <= 2:
-        return record(out, STEP, "SKIPPED", params, reason="Too few groups to apply correction")
     out["groupdq"] = (out["groupdq"] | group_flag(ngroups, -1, dqflags.DO_NOT_USE)).transpose(
         *ds["groupdq"].dims)
     return record(out, STEP, "COMPLETE", params)
