@@ -71,9 +71,6 @@ class ProductPlan:
     def __iter__(self):
         return iter(self.products)
 
-    def __len__(self):
-        return len(self.products)
-
     @property
     def stores(self):
         """The paths of the Zarr stores the plan writes."""
@@ -158,24 +155,21 @@ def plan_exposure(ds, built, outputs, persistence_params, *, save_persistence=Tr
     data = {"ramp": built["ramp"], "rate": built["rate"], "rateints": built["rateints"],
             "fitopt": built["fitopt"], **steps}
     files = exposure_files(outputs, source, steps)
-    products, carry = [], None
+    listed = [Product(kind, data[key], path) for kind, key, path in files]
+    carry = None
     if "persistence" in steps:
-        # jwst's model name when persistence runs: the last product saved before it
-        before = [Path(p).name for _, key, p in files
-                  if key in steps and list(steps).index(key) < list(steps).index("persistence")]
+        order = list(steps)
+        # the steps' saved results come first in ``files``, in step order; jwst's model
+        # name when persistence runs is the last of them saved before it
+        before = [path for _, key, path in files
+                  if key in steps and order.index(key) < order.index("persistence")]
         item = persistence_product(steps["persistence"], persistence_params,
-                                   before[-1] if before else None)
+                                   Path(before[-1]).name if before else None)
         if item is not None and save_persistence:
-            at = next((i for i, (_, key, _) in enumerate(files) if key not in steps
-                       or list(steps).index(key) >= list(steps).index("persistence")),
-                      len(files))
-            products.append((at, item))
+            listed.insert(len(before), item)
         if ran(steps["persistence"], "persistence") and "persistence_array" in steps[
                 "persistence"]:
             carry = steps["persistence"]["persistence_array"]
-    listed = [Product(kind, data[key], path) for kind, key, path in files]
-    for at, item in products:
-        listed.insert(at, item)
     if built["dark_output"] is not None:
         listed.append(Product("dark", built["dark_output"],
                               dark_output_path(outputs.dark_output, outputs.output_dir)))
