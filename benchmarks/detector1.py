@@ -3,14 +3,16 @@
 Usage::
 
     python benchmarks/detector1.py [--workdir DIR] [--nints 1 2] [--n-workers 2]
+    python benchmarks/detector1.py --instrument miri --ngroups 20 --nints 2
 
-For each case (a simulated NIRCam full frame, 10 groups, with 1 and 2
-integrations) it runs ``strun jwst.pipeline.Detector1Pipeline`` and
-``detflow run`` as separate processes, with every reference file given as an
-override, and reports the wall time and the peak memory of the whole process
-tree (the sum of the resident set sizes of the process and all its children,
-Dask workers included, sampled every 50 ms), their ratios, and whether the rate
-products agree (SCI within 1e-5 relative, DQ identical).
+For each case (a simulated full frame, by default NIRCam with 10 groups and 1
+and 2 integrations; MIRI with ``--instrument miri``) it runs
+``strun jwst.pipeline.Detector1Pipeline`` and ``detflow run`` as separate
+processes, with every reference file given as an override, and reports the wall
+time and the peak memory of the whole process tree (the sum of the resident set
+sizes of the process and all its children, Dask workers included, sampled every
+50 ms), their ratios, and whether the rate products agree (SCI within 1e-5
+relative, DQ identical).
 """
 
 import argparse
@@ -74,6 +76,8 @@ def compare(ours, theirs):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", default=None)
+    parser.add_argument("--instrument", choices=("nircam", "miri"), default="nircam")
+    parser.add_argument("--ngroups", type=int, default=10)
     parser.add_argument("--nints", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--n-workers", type=int, default=None,
                         help="passed to detflow run (default: detflow's own)")
@@ -102,8 +106,8 @@ def main():
     env.update(offline_crds(work / "crds"))
     rows = []
     for nints in args.nints:
-        case = work / f"nircam_full_10x{nints}"
-        uncal = case / "jw01234001001_01101_00001_nrca1_uncal.fits"
+        case = work / f"{args.instrument}_full_{args.ngroups}x{nints}"
+        uncal = next(iter(case.glob("*_uncal.fits")), case / "none")
         if uncal.exists():  # reuse an earlier run's simulation (same seed, same files)
             import json
             from types import SimpleNamespace
@@ -112,7 +116,7 @@ def main():
             refs = {k: case / "refs" / Path(v).name for k, v in manifest["references"].items()}
             sim = SimpleNamespace(uncal=uncal, refs=refs)
         else:
-            sim = simulate("nircam", case, ngroups=10, nints=nints)
+            sim = simulate(args.instrument, case, ngroups=args.ngroups, nints=nints)
         root = sim.uncal.name.replace("_uncal.fits", "")
         jw_out, df_out = case / "jwst", case / "detflow"
         for out in (jw_out, df_out):  # no product of an earlier run: detflow would skip

@@ -59,6 +59,13 @@ KEYWORDS = {
     "zeroframe": ("ZEROFRAM", "primary", bool),
     "primary_cosmic_rays": ("PRIMECRS", "primary", float),
     "extended_emission_events": ("EXTNCRS", "primary", float),
+    # meta.rscd: the groups the rscd step flagged and its whole-exposure pixel counts
+    "rscd_ngroups_skip_int1": ("INT1SKIP", "primary", int),
+    "rscd_ngroups_skip_int2p": ("INT2SKIP", "primary", int),
+    "rscd_keep_bright_firstgroup_int1": ("INT1UGP1", "primary", int),
+    "rscd_keep_bright_firstgroup_int2p": ("INT2UGP1", "primary", int),
+    "rscd_keep_groups_saturation_int1": ("INT1BORS", "primary", int),
+    "rscd_keep_groups_saturation_int2p": ("INT2BORS", "primary", int),
     # meta.exposure.gain_factor: ramp_fit copies the GAIN file's GAINFACT into the
     # products (jwst writes it), and gain_scale reads it from its input
     "gain_factor": ("GAINFACT", "primary", float),

@@ -181,6 +181,9 @@ class Step:
         datamodel was given, the models are made from it) and what :meth:`run` writes:
         the persistence file (written whether or not results are saved, as jwst does),
         the dark_output, and with ``save_results`` the result."""
+        # stpipe runs a step that has no parent pipeline even when skip is set ("Step
+        # run as standalone, so skip set to False")
+        self._params["skip"] = False
         result = apply_step(self.step_name, ds, self._params, self.refs_dir)
         ptime = self._params.get("persistence_time")
         if self.step_name == "persistence" and ptime is not None and ptime <= 0:
@@ -197,11 +200,10 @@ class Step:
     def call(cls, data, config_file=None, **params):
         """Create the step (from ``config_file``, then ``params``) and run it.
 
-        As in jwst, a step called on its own runs even if it is skipped by default,
-        unless ``skip=True`` is given explicitly.
+        As in jwst, a step called (or run) on its own runs even if it is skipped by
+        default or ``skip=True`` is given: stpipe sets ``skip`` to False for a step
+        without a parent pipeline.
         """
-        params = dict(params)
-        params.setdefault("skip", False)
         return cls(config_file=config_file, **params).run(data)
 
 

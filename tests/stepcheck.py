@@ -17,27 +17,37 @@ from detflow.pipeline import order
 from detflow.pipeline.builder import apply_step
 from detflow.steps import is_implemented
 
-#: jwst 3.0.0's near-IR ramp steps that detflow implements, in order (ramp_fit and
-#: gain_scale make rate products, not ramps)
-NIR_ORDER = tuple(name for name in order.NIR_ORDER
-                  if is_implemented(name) and name not in ("ramp_fit", "gain_scale"))
+
+def _ramp_steps(names):
+    """The steps of an order that make ramps (ramp_fit and gain_scale make rates)."""
+    return tuple(name for name in names if name not in ("ramp_fit", "gain_scale"))
+
+
+#: jwst 3.0.0's near-IR and MIRI ramp steps, in order
+ALL_NIR_STEPS = _ramp_steps(order.NIR_ORDER)
+ALL_MIRI_STEPS = _ramp_steps(order.MIRI_ORDER)
+#: those detflow implements
+NIR_ORDER = tuple(name for name in ALL_NIR_STEPS if is_implemented(name))
+MIRI_ORDER = tuple(name for name in ALL_MIRI_STEPS if is_implemented(name))
 
 
 def jwst_step_products(sim, outdir, crds_root, steps=None):
-    """Run jwst with every step's result saved; returns ``{step: path}`` of what exists.
+    """Run jwst with every step's result saved; returns ``{step: path}`` of what exists,
+    with ``"uncal"``, ``"rate"``, ``"rateints"`` and ``"ramp"``.
 
     ``steps`` adds jwst parameters, e.g. ``{"jump": {"expand_large_events": True}}``.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    params = {name: {"save_results": True} for name in NIR_ORDER + ("ramp_fit", "gain_scale")}
+    every = tuple(dict.fromkeys(ALL_NIR_STEPS + ALL_MIRI_STEPS))
+    params = {name: {"save_results": True} for name in every + ("ramp_fit", "gain_scale")}
     for name, extra in (steps or {}).items():
         params.setdefault(name, {}).update(extra)
     run_detector1(sim.uncal, sim.refs, outdir, crds_root, steps=params,
                   save_calibrated_ramp=True)
     root = sim.uncal.name.replace("_uncal.fits", "")
     found = {"uncal": sim.uncal}
-    for name in NIR_ORDER:
+    for name in every:
         path = outdir / f"{root}_{name}.fits"
         if path.exists():
             found[name] = path
@@ -47,10 +57,12 @@ def jwst_step_products(sim, outdir, crds_root, steps=None):
 
 
 def step_input(products, step):
-    """jwst's input of ``step``: the saved output of the step before it."""
-    order = ("uncal",) + NIR_ORDER
-    i = order.index(step)
-    for prev in reversed(order[:i]):
+    """jwst's input of ``step``: the saved output of the step before it (in MIRI's order
+    when jwst ran MIRI's steps)."""
+    miri = any(name in products for name in ("lastframe", "reset", "rscd"))
+    names = ("uncal",) + (ALL_MIRI_STEPS if miri else ALL_NIR_STEPS)
+    i = names.index(step)
+    for prev in reversed(names[:i]):
         if prev in products:
             return products[prev]
     raise KeyError(step)

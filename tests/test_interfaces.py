@@ -98,3 +98,22 @@ def test_single_step_parameter_file(sim_nircam_sub640, tmp_path):
         STEP_CLASS_BY_NAME["jump"](config_file=pars)
 
 
+
+
+@pytest.mark.jwst
+def test_a_step_on_its_own_runs_even_when_skipped(sim_nircam_sub640, tmp_path):
+    """stpipe sets ``skip`` to False for a step without a parent pipeline: ``call`` with
+    ``skip=True`` and ``run`` on a step made with it both run the step, as jwst's do."""
+    from jwst.dq_init import DQInitStep as JwstDQInitStep
+    from jwst_oracle import crds_environment, offline_crds
+
+    mask = str(sim_nircam_sub640.refs["MASK"])
+    with crds_environment(offline_crds(tmp_path / "crds")):
+        theirs = JwstDQInitStep.call(str(sim_nircam_sub640.uncal), skip=True,
+                                     override_mask=mask)
+    assert theirs.meta.cal_step.dq_init == "COMPLETE"
+    for result in (DQInitStep.call(str(sim_nircam_sub640.uncal), skip=True, override_mask=mask),
+                   DQInitStep(skip=True, override_mask=mask).run(str(sim_nircam_sub640.uncal))):
+        assert result.attrs["cal_step"]["dq_init"] == "COMPLETE"
+        np.testing.assert_array_equal(result["pixeldq"].values, theirs.pixeldq)
+    theirs.close()

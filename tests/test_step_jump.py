@@ -18,7 +18,8 @@ from detflow import dqflags
 from detflow.io.exposure import open_exposure
 from detflow.kernels import jump as kj
 from detflow.pipeline.builder import apply_step
-from detflow.steps.jump import STEP, _flags, scalars_to_attrs
+from detflow.steps.base import scalars_to_attrs
+from detflow.steps.jump import STEP, _flags
 
 pytestmark = pytest.mark.jwst
 

@@ -290,10 +290,6 @@ def test_refpix_not_implemented_modes(tmp_path, make_uncal):
     stripe.attrs = {**ds.attrs, "primary_header": {**ds.attrs["primary_header"], "MSTR_RD1": 4}}
     with pytest.raises(DetflowError, match="multistripe"):
         apply_step("refpix", stripe, NA)
-    miri_full, _ = make_uncal(name="jw01234001001_01101_00001_mirimage_uncal.fits",
-                              instrument="MIRI", detector="MIRIMAGE", shape=(1, 3, 1024, 1032))
-    with pytest.raises(DetflowError, match="MIRI"):
-        apply_step("refpix", open_exposure(miri_full), NA)
     miri_sub, _ = make_uncal(name="jw01234001001_01101_00002_mirimage_uncal.fits",
                              instrument="MIRI", detector="MIRIMAGE", shape=(1, 3, 64, 72),
                              subarray="SUB64", substrt=(1, 1))

@@ -1,4 +1,7 @@
-"""Near-IR reference-pixel correction (jwst ``RefPixStep``, median algorithm): plain NumPy.
+"""Reference-pixel correction (jwst ``RefPixStep``): plain NumPy.
+
+Near-IR (median algorithm) first; MIRI full frame at the end of the module
+(:func:`miri_block_stats` and the functions after it).
 
 Everything here works on small arrays: the reference lines of one tile of integrations
 and groups (the statistics), or one data tile (the subtraction). The step
@@ -548,4 +551,230 @@ def apply_correction(data, tb, side, regime64, *, tb_axis, use_side_ref_pixels):
                 out[i, g] = (x - t).astype(np.float32).astype(np.float64) - s
             else:
                 out[i, g] = x - t
+    return out
+
+
+# --- MIRI full frame (jwst ``MIRIDataset``) ---------------------------------------------
+
+#: Full-frame size of a MIRI detector: rows, columns.
+MIRI_SHAPE = (1024, 1032)
+#: MIRI reference columns: left 0-3, then right 1028-1031. Amplifier ``c`` (A-D) owns
+#: columns ``c::4``, its left reference column ``c`` and its right one ``1028 + c``.
+MIRI_REF_COLS = (0, 1, 2, 3, 1028, 1029, 1030, 1031)
+
+
+def subtract_first_read(data, first):
+    """jwst's ``data[i] - first_read[i]`` stored in float32: the difference of the
+    float32 values taken in float64 (``first_read`` is a float64 array), rounded to
+    float32 on assignment.
+
+    Parameters
+    ----------
+    data : ndarray, shape (..., ny, nx), float32
+    first : ndarray, broadcastable to ``data``, float32 (group 0 of the integration)
+
+    Returns
+    -------
+    ndarray, float32
+    """
+    return (data.astype(np.float64) - first.astype(np.float64)).astype(np.float32)
+
+
+def miri_group_signals(ref, ref_dq, *, odd_even_rows, siglimit, dnu):
+    """What jwst subtracts from one MIRI group (``MIRIDataset.get_refvalues`` and
+    ``do_left_right_correction``).
+
+    For each amplifier, the clipped means (:func:`sigma_clip_mean`: pixels without
+    ``dnu`` in the *pixel* DQ, ``scipy.stats.sigmaclip(x, siglimit, siglimit)``, the
+    float32 mean of the clipped float32 values, or a float64 mean when their std is 0)
+    of its left and its right reference column, separately for rows 0, 2, 4... and
+    1, 3, 5... (``odd_even_rows``; else over all rows); the signal is
+    ``0.5 * (left + right)`` with NumPy 2's scalar rules (float32 when both means are
+    float32, float64 when either is).
+
+    Parameters
+    ----------
+    ref : ndarray, shape (1024, 8), float32
+        The group's reference columns :data:`MIRI_REF_COLS` after the first-read
+        subtraction (:func:`subtract_first_read`).
+    ref_dq : ndarray, shape (1024, 8), uint32
+        Their pixel DQ.
+    odd_even_rows : bool
+    siglimit : float
+    dnu : int
+
+    Returns
+    -------
+    signals : ndarray, shape (4, 2), float64
+        ``[amp, row % 2]``: the exact value of jwst's signal for amplifier ``amp``
+        (A-D) and rows of that parity (both parities equal without ``odd_even_rows``);
+        NaN where a mean is None.
+    missing : bool
+        Whether a clipped mean is None (no pixel without ``dnu``): jwst then sets
+        ``bad_reference_pixels`` and stops (:func:`miri_corrected_groups`).
+    """
+    signals = np.full((4, 2), np.nan)
+    missing = False
+    rows = (slice(0, None, 2), slice(1, None, 2)) if odd_even_rows else (slice(None),)
+    for amp in range(4):
+        means = []
+        for side in (amp, amp + 4):  # left column, then right column
+            means.append([sigma_clip_mean(ref[r, side], ref_dq[r, side], siglimit, dnu)
+                          for r in rows])
+        for parity in range(2):
+            p = parity if odd_even_rows else 0
+            left, right = means[0][p], means[1][p]
+            if left is None or right is None:
+                missing = True
+                continue
+            signals[amp, parity] = 0.5 * (left + right)  # numpy scalars, as jwst
+    return signals, missing
+
+
+def miri_block_stats(ref, first, ref_dq, groups, *, odd_even_rows, siglimit, dnu):
+    """:func:`miri_group_signals` for a block of integrations and groups.
+
+    Parameters
+    ----------
+    ref : ndarray, shape (ni, ng, 1024, 8), float32
+        The reference columns :data:`MIRI_REF_COLS` of the groups, as input to refpix.
+    first : ndarray, shape (ni, 1024, 8), float32
+        The same columns in group 0 of each integration.
+    ref_dq : ndarray, shape (1024, 8), uint32
+    groups : ndarray, shape (ng,), int
+        Index of each group in its integration; group 0 gets no statistics (jwst skips
+        it: after the subtraction it is all zeros).
+    odd_even_rows : bool
+    siglimit : float
+    dnu : int
+
+    Returns
+    -------
+    ndarray, shape (ni, ng, 4, 2), float64
+        The signals (see :func:`miri_group_signals`; zeros for group 0).
+    """
+    ni, ng = ref.shape[:2]
+    out = np.zeros((ni, ng, 4, 2))
+    for i in range(ni):
+        for g in range(ng):
+            if int(groups[g]) == 0:
+                continue
+            work = subtract_first_read(ref[i, g], first[i])
+            out[i, g] = miri_group_signals(work, ref_dq, odd_even_rows=odd_even_rows,
+                                           siglimit=siglimit, dnu=dnu)[0]
+    return out
+
+
+def miri_missing_reference(ref_dq, *, odd_even_rows, dnu):
+    """Whether some amplifier has a reference column (left or right) without a usable
+    pixel in rows of one parity (all rows without ``odd_even_rows``): where
+    :func:`miri_group_signals` reports ``missing``. That depends on the pixel DQ alone,
+    so it is the same for every group of the exposure.
+
+    Parameters
+    ----------
+    ref_dq : ndarray, shape (1024, 8), uint32
+    odd_even_rows : bool
+    dnu : int
+
+    Returns
+    -------
+    bool
+    """
+    good = (np.asarray(ref_dq) & dnu) == 0
+    if odd_even_rows:
+        return bool(not (good[0::2].any(axis=0).all() and good[1::2].any(axis=0).all()))
+    return bool(not good.any(axis=0).all())
+
+
+def miri_corrected_groups(missing):
+    """Which groups jwst corrects, replaying ``MIRIDataset.do_fullframe_corrections``.
+
+    jwst loops over integrations and, inside, over groups 1..ngroups-1; a group whose
+    statistics lack a mean (``missing``) sets ``bad_reference_pixels`` and breaks out of
+    that integration's loop, *before* the group is corrected. The flag is never reset,
+    so in every later integration the first group visited (group 1) breaks at once. As
+    the flag comes from the pixel DQ, which is the same for every group, in practice it
+    is raised at integration 0, group 1, and no group of the exposure is corrected,
+    while the step still reports COMPLETE. (The first read is subtracted and added back
+    all the same, which may round.)
+
+    Parameters
+    ----------
+    missing : ndarray, shape (nints, ngroups), bool
+
+    Returns
+    -------
+    ndarray, shape (nints, ngroups), bool
+    """
+    missing = np.asarray(missing, dtype=bool)
+    nints, ngroups = missing.shape
+    corrected = np.zeros((nints, ngroups), dtype=bool)
+    bad_reference_pixels = False
+    for i in range(nints):
+        for g in range(1, ngroups):
+            if missing[i, g]:
+                bad_reference_pixels = True
+            if bad_reference_pixels:
+                break
+            corrected[i, g] = True
+    return corrected
+
+
+def miri_apply(data, first, signals, rows, cols):
+    """jwst's MIRI full-frame correction of one data tile, with its rounding.
+
+    Per pixel: ``d = float32(x - x0)`` (float64 difference, :func:`subtract_first_read`),
+    ``d = float32(d - s)`` with ``s`` the signal of the pixel's amplifier
+    (``col % 4``) and row parity (``row % 2``) -- a float32 subtraction in jwst when
+    ``s`` is float32, a float64 one rounded on assignment when it is float64: both equal
+    the float64 difference rounded, as float64 has more than 2*24+2 bits -- and then
+    ``float32(d + x0)`` in float64 (jwst's ``data[i] += first_read[i]``). Groups jwst
+    does not correct have ``s = 0`` (``d - 0.0`` is ``d``, bit for bit).
+
+    Parameters
+    ----------
+    data : ndarray, shape (ni, ng, ny, nx), float32
+    first : ndarray, shape (ni, ny, nx), float32
+        Group 0 of each integration on the same tile.
+    signals : ndarray, shape (ni, ng, 4, 2), float64
+        Signal per amplifier and row parity, 0 where jwst corrects nothing.
+    rows, cols : ndarray, shapes (ny,), (nx,), int
+        Full-frame row and column of each tile row and column.
+
+    Returns
+    -------
+    ndarray, shape (ni, ng, ny, nx), float32
+    """
+    out = np.empty(data.shape, dtype=np.float32)
+    parity = np.asarray(rows) % 2
+    amp = np.asarray(cols) % 4
+    for i in range(data.shape[0]):
+        x0 = first[i].astype(np.float64)
+        for g in range(data.shape[1]):
+            d = (data[i, g].astype(np.float64) - x0).astype(np.float32)
+            s = signals[i, g][amp[None, :], parity[:, None]]
+            d = (d.astype(np.float64) - s).astype(np.float32)
+            out[i, g] = d.astype(np.float64) + x0
+    return out
+
+
+def miri_zeroframe(zeroframe):
+    """jwst's MIRI full-frame refpix of the ZEROFRAME (one group per integration, so no
+    group is corrected): ``float32(float32(z - z) + z)`` in float64, then 0 where the
+    ZEROFRAME was 0 -- ``z`` itself, except NaN where ``z`` is infinite.
+
+    Parameters
+    ----------
+    zeroframe : ndarray, shape (ni, ny, nx), float32
+
+    Returns
+    -------
+    ndarray, float32
+    """
+    z = zeroframe.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # inf - inf
+        d = (z - z).astype(np.float32)
+    out = (d.astype(np.float64) + z).astype(np.float32)
+    out[zeroframe == 0] = 0.0
     return out

@@ -10,7 +10,7 @@ from detflow.io.datamodels import is_datamodel
 from detflow.io.references import open_reference_for, reference_model_path, resolve_reference
 from detflow.pipeline.order import steps_for
 from detflow.steps import StepDef, get_step, is_implemented, skipped
-from detflow.steps.base import check_readout
+from detflow.steps.base import check_readout, skipped_by_user
 
 
 def resolve_step_references(step, ds, params, refs_dir=None):
@@ -91,7 +91,7 @@ def apply_step(name, ds, params=None, refs_dir=None, *, inputs=None, tiling=None
     step = get_step(name)
     params = step.check_params(params)
     if params["skip"]:
-        return skipped(ds, step)
+        return skipped_by_user(ds, step)
     check_readout(ds)
     reasons = {}
     refs, names = open_step_references(step, ds, params, refs_dir, reasons=reasons,

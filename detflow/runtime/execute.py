@@ -6,7 +6,7 @@ import dask
 import xarray as xr
 
 from detflow.io import products as writers
-from detflow.steps.jump import scalars_to_attrs
+from detflow.steps.base import scalars_to_attrs
 from detflow.steps.ramp_fit import NO_PRODUCT, trim_fitopt
 
 
@@ -73,7 +73,7 @@ def compute_and_write(items):
 def compute_results(datasets):
     """Lazy results (Datasets), computed together in one pass and returned in memory
     as the writers receive them: Dask is given their arrays (:func:`lazy_parts`), and
-    the jump step's scalars are moved to ``attrs`` (:func:`scalars_to_attrs`). For
+    the steps' header scalars are moved to ``attrs`` (:func:`scalars_to_attrs`). For
     results returned rather than written (a jwst datamodel in, a model out)."""
     parts = [lazy_parts(ds) for ds in datasets]
     (values,) = dask.compute([arrays for _, arrays in parts])
@@ -157,7 +157,7 @@ def write_computed(targets, datasets):
                 out.append((kind, None, None))
                 continue
             ds = ds.drop_vars(NO_PRODUCT)
-        ds = scalars_to_attrs(ds)  # PRIMECRS/EXTNCRS, computed with the arrays
+        ds = scalars_to_attrs(ds)  # PRIMECRS, EXTNCRS, meta.rscd: computed with the arrays
         if kind == "fitopt":
             ds = trim_fitopt(ds)  # jwst's number of segment and CR planes
         written = WRITERS[kind](ds, path)

@@ -24,6 +24,7 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from detflow.contract import KEYWORDS
 from detflow.errors import InputFileError, ParameterError
 from detflow.registry import STEPS
 
@@ -224,6 +225,50 @@ def record(ds, step, status, params=None, reffiles=None, **extra):
 def skipped(ds, step, reason=""):
     """``ds`` with the step recorded as SKIPPED (data untouched)."""
     return record(ds, step, "SKIPPED", reason=reason) if reason else record(ds, step, "SKIPPED")
+
+
+def skipped_by_user(ds, step):
+    """``ds`` with the step skipped by its ``skip`` parameter, recorded as stpipe records
+    it: ``meta.cal_step.<alias> = "SKIPPED"``. Where the alias is not the step's
+    ``meta.cal_step`` attribute (``dark_current``, whose attribute is ``dark_sub``) the
+    schema has no such attribute, so no ``S_*`` keyword is written: the skip stays in the
+    provenance only."""
+    if step.name == step.cal_step:
+        return skipped(ds, step)
+    out = ds.copy()
+    attrs = dict(ds.attrs)
+    prov = list(attrs.get("provenance") or [])
+    prov.append({"step": step.name, "status": "SKIPPED", "reason": "skip = True"})
+    attrs["provenance"] = prov
+    out.attrs = attrs
+    return out
+
+
+def scalars_to_attrs(ds):
+    """A computed step output with its lazy header values moved to ``attrs``.
+
+    A step whose header keyword is a whole-exposure count or rate (jump's PRIMECRS and
+    EXTNCRS, rscd's ``meta.rscd`` counts) keeps it as a 0-d data variable named after
+    its :data:`~detflow.contract.KEYWORDS` entry, computed with the arrays; later steps
+    carry it along. Here every such variable becomes an attribute of the keyword's type,
+    omitted where NaN (where jwst leaves the keyword unset).
+
+    Returns a new Dataset; computes the scalars if they are still lazy.
+    """
+    import dask
+
+    out = ds.copy()
+    attrs = dict(out.attrs)
+    present = [name for name, var in out.data_vars.items()
+               if var.ndim == 0 and name in KEYWORDS]
+    values = dask.compute(*[out[name].data for name in present])
+    for name, value in zip(present, values, strict=True):
+        value = float(np.asarray(value))
+        if not np.isnan(value):
+            attrs[name] = KEYWORDS[name][2](value)
+    out = out.drop_vars(present)
+    out.attrs = attrs
+    return out
 
 
 def as_float32(ds):

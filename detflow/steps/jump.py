@@ -27,7 +27,8 @@ What runs where (all lazy; see :mod:`detflow.kernels.jump` for the arithmetic):
 7. ``primary_cosmic_rays`` / ``extended_emission_events`` (jwst's PRIMECRS / EXTNCRS,
    ``meta.exposure``) from small reductions. They cannot be plain ``attrs`` without
    computing, so they are lazy 0-d variables of the output Dataset (NaN where jwst leaves
-   them unset); :func:`scalars_to_attrs` moves them to ``attrs`` once computed.
+   them unset); :func:`~detflow.steps.base.scalars_to_attrs` moves them to ``attrs``
+   once computed.
 
 ``maximum_cores`` is accepted for compatibility; the result is always jwst's
 single-core one (the multi-core path of stcal 1.20 treats slice borders differently).
@@ -38,7 +39,6 @@ step's ``max_shower_amplitude``.
 
 from functools import partial
 
-import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -399,25 +399,6 @@ def _snowballs(gdq4, settings, flags, chunks4):
         in_window = da.from_array(((groups >= 1) & (groups < last))[None, :, None, None])
         gdq = gdq | da.where(in_window, previous[:, None], np.uint8(0)).astype(np.uint8)
     return gdq.rechunk(chunks4), count
-
-
-def scalars_to_attrs(ds):
-    """A computed jump output with :data:`SCALARS` moved from 0-d variables to ``attrs``
-    (omitted where NaN, i.e. where jwst leaves ``meta.exposure`` unset).
-
-    Returns a new Dataset; computes the two scalars if they are still lazy.
-    """
-    out = ds.copy()
-    attrs = dict(out.attrs)
-    present = [name for name in SCALARS if name in out.variables]
-    values = dask.compute(*[out[name].data for name in present])
-    for name, value in zip(present, values, strict=True):
-        value = float(np.asarray(value))
-        if not np.isnan(value):
-            attrs[name] = value
-    out = out.drop_vars(present)
-    out.attrs = attrs
-    return out
 
 
 def _references_needed(ds, params):

@@ -16,10 +16,15 @@ from detflow import dqflags
 from detflow.steps.base import StepDef, as_float32, record
 
 
+def is_miri_detector(ds):
+    """jwst's MIRI test in its MIRI-only steps: the DETECTOR name starts with ``MIR``."""
+    return str(ds.attrs.get("detector") or "").upper().startswith("MIR")
+
+
 def skip_reason(ds, title, min_groups):
     """Why jwst's frame steps skip ``ds``, or "": not MIRI (the detector name does not
     start with ``MIR``), or not more than ``min_groups`` groups."""
-    if not str(ds.attrs.get("detector") or "").upper().startswith("MIR"):
+    if not is_miri_detector(ds):
         return f"{title} is only for MIRI data"
     if ds.sizes["group"] <= min_groups:
         return "Too few groups to apply correction"

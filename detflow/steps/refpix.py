@@ -1,6 +1,7 @@
-"""refpix: near-IR reference-pixel correction (jwst ``RefPixStep``, median algorithm).
+"""refpix: reference-pixel correction (jwst ``RefPixStep``): near-IR (median algorithm)
+and MIRI full frame.
 
-Chunk contract: a small global reduction, then a blockwise apply.
+Chunk contract (near-IR): a small global reduction, then a blockwise apply.
 
 1. Reduction. The statistics only read the reference lines of the detector frame: the
    four bottom and four top detector rows (top/bottom correction) and the four left and
@@ -23,8 +24,47 @@ Chunk contract: a small global reduction, then a blockwise apply.
 
 The ZEROFRAME gets the same treatment (pixels at 0 stay 0). DQ arrays are unchanged.
 Not implemented yet (raise :class:`~detflow.errors.DetflowError`): NIRSpec IRS2,
-``refpix_algorithm='sirs'``, multistripe subarrays, MIRI full frame. MIRI subarrays are
-skipped, as jwst does.
+``refpix_algorithm='sirs'``, multistripe subarrays.
+
+MIRI (jwst ``MIRIDataset``; full frame only, 1024 x 1032: a smaller frame is a subarray,
+SKIPPED as jwst does). In jwst: subtract group 0 of each integration (kept in float64);
+for groups 1..n-1, per amplifier ``c`` (columns ``c::4``) and row parity, the mean of
+the clipped means of its left (``c``) and right (``1028 + c``) reference columns,
+pixels with DO_NOT_USE in the *pixel* DQ excluded (the group DQ is not read), is
+subtracted from the amplifier's columns (reference columns included); then group 0 is
+added back. Only ``odd_even_rows`` and ``siglimit`` act; the near-IR parameters are
+ignored, as in jwst. Arithmetic and rounding: :func:`detflow.kernels.refpix.miri_apply`.
+
+jwst's state quirk, reproduced: an amplifier whose left or right reference column has
+no usable pixel (in rows of one parity) sets ``bad_reference_pixels``, which breaks out
+of the group loop before that group is corrected and is never reset, so every later
+integration is left uncorrected too; the step still says COMPLETE. As the flag comes
+from the pixel DQ, it is raised at integration 0, group 1: nothing is corrected at all
+(the first read is still subtracted and added back, which may round).
+:func:`~detflow.kernels.refpix.miri_corrected_groups` replays the loop.
+
+Chunk contract (MIRI): a small reduction, then a blockwise apply; any chunking, no halo,
+bit-identical.
+
+1. Reduction. The 8 reference columns are cut from the tiles (``(nints, ngroups, 1024,
+   8)``, one chunk along rows and columns, the data's chunks along integrations and
+   groups); per block of integrations and groups,
+   :func:`~detflow.kernels.refpix.miri_block_stats` gives the signals ``(ni, ng, 4, 2)``
+   (amplifier, row parity; float64 holding jwst's float32 or float64 value). Whether
+   jwst corrects each group (the quirk's sequential state over integrations) comes
+   from the reference columns' pixel DQ in one small task
+   (:func:`~detflow.kernels.refpix.miri_missing_reference`,
+   :func:`~detflow.kernels.refpix.miri_corrected_groups`); the signals of the groups
+   jwst leaves alone are set to 0.
+2. Apply. Each data tile ``(ni, ng, ny, nx)`` with group 0 of the same tile and
+   integrations (the first read) and the small signals array:
+   :func:`~detflow.kernels.refpix.miri_apply`, with ``da.blockwise``. A tile needs group
+   0 of its integrations, so a block of later groups reads that group's tile too (by
+   default ``group`` is not split). The statistics hold 1024 x 8 pixels per group.
+
+The ZEROFRAME (ZEROFRAM set) has one group per integration: nothing is corrected, but
+jwst's subtraction and addition of the first read are reproduced
+(:func:`~detflow.kernels.refpix.miri_zeroframe`).
 """
 
 import dask.array as da
@@ -33,7 +73,15 @@ import numpy as np
 from detflow import dqflags
 from detflow.errors import DetflowError, ParameterError
 from detflow.kernels import refpix as k
-from detflow.steps.base import Param, StepDef, as_float32, has_zeroframe, record, skipped
+from detflow.steps.base import (
+    Param,
+    StepDef,
+    as_float32,
+    dask_array,
+    has_zeroframe,
+    record,
+    skipped,
+)
 
 
 def _not_implemented(what):
@@ -45,10 +93,8 @@ def _check_supported(ds, params):
     subarray)."""
     attrs = ds.attrs
     ny, nx = ds.sizes["y"], ds.sizes["x"]
-    if str(attrs.get("instrument", "")).upper() == "MIRI":
-        if nx < 1032 or ny < 1024:
-            return True  # jwst: "Refpix correction skipped for MIRI subarrays"
-        raise _not_implemented("the MIRI reference-pixel correction")
+    if _is_miri(ds):
+        return nx < k.MIRI_SHAPE[1] or ny < k.MIRI_SHAPE[0]  # jwst: skipped for subarrays
     readpatt = str(attrs.get("readpatt") or "").upper()
     if readpatt.startswith("NRSIRS2") or max(ny, nx) > k.NFULL:
         raise _not_implemented("the NIRSpec IRS2 correction (refpix reference file)")
@@ -58,6 +104,10 @@ def _check_supported(ds, params):
     if any(h.get("MSTR_RD1") is not None for h in headers):
         raise _not_implemented("the multistripe subarray correction")
     return False
+
+
+def _is_miri(ds):
+    return str(ds.attrs.get("instrument", "")).upper() == "MIRI"
 
 
 def _subarray_fits(ds):
@@ -258,6 +308,8 @@ def line_positions(ds, params):
     waiting in memory for the statistics (the same numbers, either way).
     """
     params = STEP.check_params(params)
+    if _is_miri(ds):
+        return None  # MIRI's reference columns are cut from the tiles
     try:
         if _check_supported(ds, params) or not _subarray_fits(ds):
             return None
@@ -275,6 +327,8 @@ def apply(ds, refs, params):
     of ``data`` and ``pixeldq`` computed on their own (:func:`line_positions`)."""
     if _check_supported(ds, params):
         return skipped(as_float32(ds), STEP)
+    if _is_miri(ds):
+        return _apply_miri(ds, params)
     if not _subarray_fits(ds):
         return skipped(as_float32(ds), STEP, "subarray does not fit in the full frame")
     fullframe = _is_fullframe(ds)
@@ -315,6 +369,60 @@ def apply(ds, refs, params):
         zc = _correct(zf.data[:, None], pdq, geo, zregime, ds, params, fullframe)[:, 0]
         zc = da.where(zf.data == 0, np.float32(0), zc)
         out["zeroframe"] = (zf.dims, zc)
+    return record(out, STEP, "COMPLETE", params)
+
+
+def _miri_corrected_groups(ref_dq, *, shape, odd_even_rows, dnu):
+    """``(nints, ngroups)`` bool: the groups jwst corrects, from the reference columns'
+    pixel DQ ``(1024, 8)`` (the same statistics lack a mean in every group)."""
+    missing = k.miri_missing_reference(ref_dq, odd_even_rows=odd_even_rows, dnu=dnu)
+    return k.miri_corrected_groups(np.full(shape, missing))
+
+
+def _miri_signals(arr, pdq, params):
+    """Lazy ``(nints, ngroups, 4, 2)`` float64: what jwst subtracts per amplifier and row
+    parity (0 where it corrects nothing), chunked like ``arr`` along integrations and
+    groups."""
+    nints, ngroups, ny, _ = arr.shape
+    cols = np.asarray(k.MIRI_REF_COLS)
+    ref = arr[..., cols].rechunk({2: -1, 3: -1})  # (nints, ngroups, 1024, 8)
+    first = ref[:, 0]
+    ref_dq = pdq[:, cols].rechunk(-1).astype(np.uint32)
+    groups = da.arange(ngroups, chunks=(arr.chunks[1],))
+    odd_even_rows = bool(params["odd_even_rows"])
+    dnu = dqflags.DO_NOT_USE
+    stats = da.blockwise(
+        k.miri_block_stats, "igab", ref, "igyc", first, "iyc", ref_dq, "yc", groups, "g",
+        new_axes={"a": 4, "b": 2}, dtype=np.float64, concatenate=True,
+        odd_even_rows=odd_even_rows, siglimit=float(params["siglimit"]), dnu=dnu,
+    )
+    corrected = da.blockwise(
+        _miri_corrected_groups, "ig", ref_dq, "yc", new_axes={"i": nints, "g": ngroups},
+        dtype=bool, concatenate=True, shape=(nints, ngroups), odd_even_rows=odd_even_rows,
+        dnu=dnu,
+    ).rechunk((arr.chunks[0], arr.chunks[1]))
+    return da.where(corrected[:, :, None, None], stats, 0.0)
+
+
+def _apply_miri(ds, params):
+    """Lazy MIRI full-frame correction (see the module docstring)."""
+    out = as_float32(ds)
+    pdq = dask_array(out["pixeldq"], ("y", "x"))
+    data = out["data"].transpose("integration", "group", "y", "x")
+    arr = dask_array(data)
+    ny, nx = arr.shape[2:]
+    signals = _miri_signals(arr, pdq, params)
+    rows = da.arange(ny, chunks=(arr.chunks[2],))
+    cols = da.arange(nx, chunks=(arr.chunks[3],))
+    corrected = da.blockwise(
+        k.miri_apply, "igyx", arr, "igyx", arr[:, 0], "iyx", signals, "igab", rows, "y",
+        cols, "x", dtype=np.float32, concatenate=True,
+    )
+    out["data"] = (data.dims, corrected)
+    if has_zeroframe(out):
+        zf = out["zeroframe"].transpose("integration", "y", "x")
+        out["zeroframe"] = (zf.dims, dask_array(zf).map_blocks(k.miri_zeroframe,
+                                                               dtype=np.float32))
     return record(out, STEP, "COMPLETE", params)
 
 
