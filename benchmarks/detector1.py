@@ -78,6 +78,9 @@ def main():
     parser.add_argument("--workdir", default=None)
     parser.add_argument("--instrument", choices=("nircam", "miri"), default="nircam")
     parser.add_argument("--ngroups", type=int, default=10)
+    parser.add_argument("--emicorr", action="store_true",
+                        help="MIRI: simulate EMI and run the emicorr step in both (joint, "
+                             "jwst's default algorithm)")
     parser.add_argument("--nints", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--n-workers", type=int, default=None,
                         help="passed to detflow run (default: detflow's own)")
@@ -106,7 +109,8 @@ def main():
     env.update(offline_crds(work / "crds"))
     rows = []
     for nints in args.nints:
-        case = work / f"{args.instrument}_full_{args.ngroups}x{nints}"
+        case = work / (f"{args.instrument}_full_{args.ngroups}x{nints}"
+                       + ("_emi" if args.emicorr else ""))
         uncal = next(iter(case.glob("*_uncal.fits")), case / "none")
         if uncal.exists():  # reuse an earlier run's simulation (same seed, same files)
             import json
@@ -116,13 +120,16 @@ def main():
             refs = {k: case / "refs" / Path(v).name for k, v in manifest["references"].items()}
             sim = SimpleNamespace(uncal=uncal, refs=refs)
         else:
-            sim = simulate(args.instrument, case, ngroups=args.ngroups, nints=nints)
+            sim = simulate(args.instrument, case, ngroups=args.ngroups, nints=nints,
+                           emi=args.emicorr)
         root = sim.uncal.name.replace("_uncal.fits", "")
         jw_out, df_out = case / "jwst", case / "detflow"
         for out in (jw_out, df_out):  # no product of an earlier run: detflow would skip
             shutil.rmtree(out, ignore_errors=True)  # an exposure whose products exist
             out.mkdir()
         ov = overrides_args(sim.refs)
+        if args.emicorr:
+            ov.append("--steps.emicorr.skip=false")
         jw = None
         if not args.skip_jwst:
             jw = measure(["strun", "jwst.pipeline.Detector1Pipeline", str(sim.uncal),

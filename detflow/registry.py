@@ -49,7 +49,7 @@ _ROWS = (
     StepInfo("dq_init", "DQInitStep", "dq_init", "S_DQINIT", "Data Quality Initialization",
              ("mask",)),
     StepInfo("emicorr", "EmiCorrStep", "emicorr", "S_MIREMI", "MIRI EMI Correction",
-             ("emicorr",), skip_default=True),
+             ("emicorr",), optional_refs=("emicorr",), skip_default=True),
     StepInfo("saturation", "SaturationStep", "saturation", "S_SATURA", "Saturation Checking",
              ("saturation", "superbias"), optional_refs=("superbias",)),
     StepInfo("ipc", "IPCStep", "ipc", "S_IPC", "Interpixel Capacitance Correction",

@@ -135,6 +135,26 @@ def sim_miri(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def sim_miri_tso(tmp_path_factory):
+    """MIRI SLITLESSPRISM (the LRS time-series subarray), FASTR1, 8 groups x 40
+    integrations, with cosmic-ray showers."""
+    from detflow.simulator import simulate
+
+    return simulate("miri", tmp_path_factory.mktemp("miri_tso"), subarray="SLITLESSPRISM",
+                    readpatt="FASTR1", ngroups=8, nints=40, showers=3)
+
+
+@pytest.fixture(scope="session")
+def sim_miri_segment(tmp_path_factory):
+    """MIRI SUB64, FASTGRPAVG (4 frames averaged: linearity's INV_COEFFS path), 6 groups:
+    segment 2 of 3 of a 9-integration exposure (INTSTART 4, INTEND 6)."""
+    from detflow.simulator import simulate
+
+    return simulate("miri", tmp_path_factory.mktemp("miri_segment"), subarray="SUB64",
+                    readpatt="FASTGRPAVG", ngroups=6, nints=9, segment=2, ints_per_segment=3)
+
+
+@pytest.fixture(scope="session")
 def crds_offline(tmp_path_factory):
     """An offline CRDS set-up for running jwst (see tests/jwst_oracle.py); the environment
     is applied only while jwst runs."""

@@ -55,6 +55,30 @@ def test_simulate_writes_everything(small_sim):
     assert not list(small_sim.rglob("*.part"))
 
 
+def test_simulate_a_miri_segment_with_showers(tmp_path, capsys):
+    """--segment, --ints-per-segment and --showers reach the simulator; info names the
+    segment's integrations."""
+    import json
+
+    out = tmp_path / "seg"
+    assert main(["simulate", "miri", str(out), "--subarray", "SUB64", "--ngroups", "4",
+                 "--nints", "6", "--segment", "2", "--ints-per-segment", "3",
+                 "--showers", "2"]) == 0
+    uncal = _uncal(out)
+    assert "-seg002_" in uncal.name
+    with fits.open(uncal) as hdul:
+        assert (hdul[0].header["INTSTART"], hdul[0].header["INTEND"]) == (4, 6)
+        assert hdul[0].header["NINTS"] == 6
+        assert hdul["SCI"].data.shape == (3, 4, 64, 72)
+    manifest = json.loads((out / "manifest.json").read_text())
+    (entry,) = manifest.values() if "uncal" not in manifest else (manifest,)
+    assert len(entry["showers"]) == 2
+    capsys.readouterr()
+    assert main(["info", str(uncal)]) == 0
+    assert "segment: integrations 4-6 of 6" in capsys.readouterr().out
+    assert main(["simulate", "miri", str(tmp_path / "bad"), "--showers", "many"]) == 2
+
+
 def test_info_summarises_the_exposure(small_sim):
     status, out, err = run_cli("info", _uncal(small_sim))
     assert status == 0, err

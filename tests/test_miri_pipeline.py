@@ -5,6 +5,7 @@ tutorial's three call styles: ``run()`` on a configured pipeline, ``call()`` wit
 parameter file holding the two step entries, and the command line."""
 
 import asdf
+import numpy as np
 import pytest
 from jwst_oracle import assert_products_identical, run_detector1
 
@@ -36,14 +37,17 @@ def exercise_1(sim_miri, module_tmp, crds_offline):
     return {kind: out / f"{_root(sim_miri)}_{kind}.fits" for kind in KINDS}
 
 
-def test_miri_defaults_equal_jwst(jwst_steps, tmp_path):
+@pytest.mark.parametrize("which", ["sim_miri", "sim_miri_tso", "sim_miri_segment"])
+def test_miri_defaults_equal_jwst(which, jwst_steps, tmp_path):
     """jwst's default MIRI steps (lastframe, reset, rscd, MIRI linearity, per-integration
     darks, MIRI refpix, jump, ramp_fit's MIRI group dropping), references found beside
-    the exposure."""
-    sim, products = jwst_steps("sim_miri")
+    the exposure: on the full frame, the LRS time series (FASTR1, 40 integrations) and a
+    FASTGRPAVG segment (INTSTART 4)."""
+    sim, products = jwst_steps(which)
     result = Detector1Pipeline.call(str(sim.uncal), output_dir=str(tmp_path),
                                     save_results=True)
-    assert result.attrs["cal_step"]["refpix"] == "COMPLETE"
+    full = which == "sim_miri"
+    assert result.attrs["cal_step"]["refpix"] == ("COMPLETE" if full else "SKIPPED")
     _assert_equal_to(tmp_path, products, sim)
 
 
@@ -103,11 +107,83 @@ def test_miri_same_bits_for_any_chunking_and_workers(jwst_steps):
     with dm.CubeModel(str(products["rateints"])) as theirs:
         want = {name: getattr(theirs, name).copy()
                 for name in ("data", "err", "dq", "var_poisson", "var_rnoise")}
-    for chunks, workers in (({"y": 1024, "x": 1032}, 1), ({"y": 100, "x": 1032}, 1),
-                            ({"y": 300, "x": 257}, 2)):
+    # (whole frames, the default tiles here, are test_miri_defaults_equal_jwst's)
+    for chunks, workers in (({"y": 100, "x": 1032}, 1), ({"y": 300, "x": 257}, 2)):
         ds = open_exposure(sim.uncal, chunks=chunks)
         with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                           dashboard_address=":0") as cluster, Client(cluster):
             rateints = Detector1Pipeline().build(ds)["rateints"].compute()
         for name, value in want.items():
             assert_float_equal(rateints[name].values, value, what=f"{chunks} {name}")
+
+
+@pytest.fixture(scope="module")
+def emi_sim(module_tmp):
+    """MIRI SUB256, FASTR1, 6 groups x 3 integrations with EMI at 390 Hz and 10 Hz, and
+    the matching EMICORR reference."""
+    from detflow.simulator import simulate
+
+    return simulate("miri", module_tmp("miri_emi"), subarray="SUB256", readpatt="FASTR1",
+                    ngroups=6, nints=3, emi=True)
+
+
+@pytest.mark.parametrize("params", [
+    pytest.param({}, id="joint"),
+    pytest.param({"algorithm": "sequential"}, id="sequential"),
+    pytest.param({"fit_ints_separately": True}, id="joint-ints-separately"),
+])
+def test_emicorr_through_the_pipeline_equals_jwst(emi_sim, params, crds_offline, tmp_path):
+    """emicorr switched on (reference found in the exposure's refs/ folder): rate and
+    rateints identical to jwst's."""
+    steps = {"emicorr": {"skip": False, **params}}
+    theirs = tmp_path / "jwst"
+    model = run_detector1(emi_sim.uncal, {k.lower(): str(v) for k, v in emi_sim.refs.items()},
+                          theirs, crds_offline["CRDS_PATH"], steps=steps)
+    assert model.meta.cal_step.emicorr == "COMPLETE"
+    model.close()
+    ours = tmp_path / "ours"
+    Detector1Pipeline.call(str(emi_sim.uncal), steps=steps, output_dir=str(ours),
+                           save_results=True)
+    _assert_equal_to(ours, {kind: theirs / f"{_root(emi_sim)}_{kind}.fits" for kind in KINDS},
+                     emi_sim)
+
+
+def test_emicorr_reference_from_a_folder_or_the_deprecated_parameter(emi_sim, tmp_path):
+    """The EMICORR reference, an ASDF file, is found in a reference folder searched as CRDS
+    selects (no manifest), and jwst's deprecated ``user_supplied_reffile`` names it as
+    jwst takes it (it wins over ``override_emicorr``)."""
+    import shutil
+
+    from detflow import EmiCorrStep
+    from detflow.io.references import resolve_reference
+
+    folder = tmp_path / "exposure"
+    folder.mkdir()
+    uncal = folder / emi_sim.uncal.name
+    shutil.copy(emi_sim.uncal, uncal)
+    shutil.copytree(emi_sim.uncal.parent / "refs", folder / "refs")  # no manifest.json
+    from detflow.io.exposure import open_exposure
+
+    found, reason = resolve_reference("emicorr", open_exposure(uncal), explain=True)
+    assert found.endswith(emi_sim.refs["EMICORR"].name) and "refs" in reason
+    ref = str(emi_sim.refs["EMICORR"])
+    by_override = EmiCorrStep.call(str(uncal), override_emicorr=ref).compute()
+    by_parameter = EmiCorrStep.call(str(uncal), user_supplied_reffile=ref,
+                                    override_emicorr="N/A").compute()
+    assert by_override.attrs["cal_step"]["emicorr"] == "COMPLETE"
+    np.testing.assert_array_equal(by_parameter["data"].values, by_override["data"].values)
+
+
+def test_emicorr_without_a_reference_skips_as_jwst(jwst_steps, crds_offline, tmp_path):
+    """Switched on with no EMICORR (N/A), emicorr is SKIPPED, as jwst skips it."""
+    from jwst.emicorr import EmiCorrStep as JwstEmiCorrStep
+    from jwst_oracle import crds_environment
+
+    from detflow import EmiCorrStep
+
+    sim, _ = jwst_steps("sim_miri")
+    with crds_environment(crds_offline):
+        theirs = JwstEmiCorrStep.call(str(sim.uncal), skip=False, override_emicorr="N/A")
+    ours = EmiCorrStep.call(str(sim.uncal), override_emicorr="N/A")
+    assert ours.attrs["cal_step"]["emicorr"] == theirs.meta.cal_step.emicorr == "SKIPPED"
+    theirs.close()

@@ -199,9 +199,12 @@ def test_info_still_refuses_what_is_no_jwst_file(tmp_path, capsys):
 
 
 def _listed_flags(text):
+    """The ``--steps.STEP.PARAM=VALUE`` argument of each listed line (its description,
+    after two or more spaces, may hold any text, e.g. jwst's "the data's phase")."""
+    import re
     import shlex
 
-    return [shlex.split(line)[0] for line in text.splitlines()
+    return [shlex.split(re.split(r"\s{2,}", line.strip())[0])[0] for line in text.splitlines()
             if line.strip().startswith("--steps.")]
 
 

@@ -38,22 +38,51 @@ def miri_full(jwst_steps):
     return jwst_steps("sim_miri")
 
 
+#: MIRI exposures compared step by step: full frame (2 integrations), the LRS time-series
+#: subarray (FASTR1, 40 integrations, showers), a segment (INTSTART 4) read FASTGRPAVG
+CASES = ["sim_miri", "sim_miri_tso", "sim_miri_segment"]
+#: jwst's own skips: group_scale (NFRAMES 1, or FRMDIVSR = NFRAMES), ipc (no IPC for MIRI),
+#: refpix on a subarray
+JWST_SKIPS = {"group_scale", "ipc"}
+
+
+@pytest.mark.parametrize("which", CASES)
 @pytest.mark.parametrize("step", FULL_FRAME_STEPS)
-def test_full_frame_step_equals_jwst(step, miri_full):
-    sim, products = miri_full
+def test_step_equals_jwst(step, which, jwst_steps):
+    from stdatamodels.jwst import datamodels as dm
+
+    sim, products = jwst_steps(which)
     assert step in products, f"jwst saved no {step} product"
     ours = run_detflow_step(step, step_input(products, step), sim)
     assert_ramp_matches(ours, products[step], max_ulp=0)
-    from stdatamodels.jwst import datamodels as dm
-
     with dm.RampModel(str(products[step])) as theirs:
         cal = ours.attrs["cal_step"]
         key = "dark_sub" if step == "dark_current" else step
         assert cal[key] == getattr(theirs.meta.cal_step, key)
-        # group_scale (NFRAMES 1) and ipc (no IPC for MIRI) are jwst's own skips
-        assert cal[key] == ("SKIPPED" if step in ("group_scale", "ipc") else "COMPLETE")
+        subarray = theirs.meta.subarray.name != "FULL"
+        skipped = step in JWST_SKIPS or (step == "refpix" and subarray)
+        assert cal[key] == ("SKIPPED" if skipped else "COMPLETE")
         if step == "rscd":
             _assert_rscd_meta(ours, theirs)
+
+
+def test_showers_equal_jwst(jwst_steps, tmp_path):
+    """jump with ``find_showers`` on the time series with simulated showers: jwst's flags
+    (the whole-exposure shower search is detflow's one untiled jump task)."""
+    from jwst.jump import JumpStep
+
+    sim, products = jwst_steps("sim_miri_tso")
+    refs = {f"override_{k}": str(sim.refs[k.upper()]) for k in ("gain", "readnoise")}
+    source = step_input(products, "jump")
+    theirs = _jwst(JumpStep, source, tmp_path, find_showers=True, **refs)
+    ours = apply_step("jump", open_exposure(source, chunks={"y": 100, "x": 40}),
+                      {"find_showers": True, **refs}).compute()
+    np.testing.assert_array_equal(ours["groupdq"].values, theirs.groupdq)
+    np.testing.assert_array_equal(ours["pixeldq"].values, theirs.pixeldq)
+    assert theirs.meta.exposure.extended_emission_events > 0  # showers were found
+    assert scalars_to_attrs(ours).attrs["extended_emission_events"] == (
+        theirs.meta.exposure.extended_emission_events)
+    theirs.close()
 
 
 def test_full_frame_is_chunk_independent(miri_full):

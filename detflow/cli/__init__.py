@@ -128,10 +128,12 @@ def _build_parser():
     sim.add_argument("outdir")
     sim.add_argument("--subarray", default="FULL",
                      help="FULL (default), SUB640, SUB320, SUB160, SUB160P, SUBGRISM64, "
-                          "SUBGRISM128 (NIRCam); FULL (MIRI)")
+                          "SUBGRISM128 (NIRCam); FULL, BRIGHTSKY, SUB256, SUB128, SUB64, "
+                          "SLITLESSPRISM, MASK1065, MASK1140, MASK1550, MASKLYOT (MIRI)")
     sim.add_argument("--readpatt", default=None,
                      help="read pattern, e.g. RAPID, BRIGHT2, MEDIUM8 (NIRCam; default RAPID) "
-                          "or FAST (MIRI)")
+                          "or FAST, FASTR1, SLOW, SLOWR1 (full frame), FASTGRPAVG, "
+                          "FASTGRPAVG8 ... FASTGRPAVG64 (MIRI; default FAST)")
     sim.add_argument("--ngroups", type=int, default=10, help="groups per integration (10)")
     sim.add_argument("--nints", type=int, default=1, help="integrations (1)")
     sim.add_argument("--seed", type=int, default=1, help="random seed (1)")
@@ -156,6 +158,18 @@ def _build_parser():
     sim.add_argument("--gain-factor", type=float, default=None, metavar="G",
                      help="write GAINFACT=G on the GAIN file (as NIRSpec IRS2 gain files "
                           "carry): gain_scale multiplies the rates by it (default: none)")
+    sim.add_argument("--segment", type=int, default=None, metavar="N",
+                     help="write only segment N (1-based) of the exposure, as JWST splits "
+                          "time series: INTSTART > 1 for N > 1, NINTS the whole exposure's, "
+                          "the name ..._00001-seg00N_<detector>")
+    sim.add_argument("--ints-per-segment", type=int, default=None, metavar="M",
+                     help="integrations per segment (default: segments of at most ~2 GiB)")
+    sim.add_argument("--showers", default=None, metavar="N|auto",
+                     help="MIRI cosmic-ray showers: N of them, or 'auto' for a Poisson "
+                          "number at a realistic rate (default: none)")
+    sim.add_argument("--emi", action="store_true",
+                     help="MIRI: add EMI at the real MIRI frequencies and write the matching "
+                          "EMICORR reference (refs/*.asdf) for the emicorr step")
     zf = sim.add_mutually_exclusive_group()
     zf.add_argument("--zeroframe", dest="zeroframe", action="store_true", default=None,
                     help="write a ZEROFRAME extension (default: when NFRAMES > 1)")

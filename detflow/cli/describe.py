@@ -6,6 +6,20 @@ from pathlib import Path
 __all__ = ["cmd_info", "cmd_simulate", "describe_exposure", "describe_product"]
 
 
+def _showers(value):
+    """``--showers``: None, True (``auto``) or a count."""
+    from detflow.errors import ParameterError
+
+    if value is None:
+        return False
+    if str(value).lower() == "auto":
+        return True
+    try:
+        return int(value)
+    except ValueError:
+        raise ParameterError(f"--showers {value!r}: give a number or 'auto'") from None
+
+
 def cmd_simulate(args):
     from detflow.simulator import simulate
 
@@ -24,6 +38,10 @@ def cmd_simulate(args):
         ref_shape=args.ref_shape,
         dq_def=args.dq_def,
         gain_factor=args.gain_factor,
+        segment=args.segment,
+        ints_per_segment=args.ints_per_segment,
+        showers=_showers(args.showers),
+        emi=args.emi,
     )
     print(f"exposure:   {res.uncal}")
     print(f"truth:      {res.truth}")
@@ -32,6 +50,14 @@ def cmd_simulate(args):
     print(f"manifest:   {res.manifest}")
     print(f"simulated in {res.seconds:.1f} s")
     return 0
+
+
+def _segment(attrs):
+    """``"  segment: integrations 4-6 of 9"`` for one segment of a longer exposure."""
+    start, end = attrs.get("intstart"), attrs.get("intend")
+    if start is None or end is None or (int(start) == 1 and int(end) == attrs.get("nints")):
+        return ""
+    return f"  segment: integrations {start}-{end} of {attrs.get('nints', '?')}"
 
 
 def describe_exposure(ds):
@@ -49,7 +75,7 @@ def describe_exposure(ds):
         f"(full-frame pixels)  outputs {a.get('noutputs', '?')}  "
         f"fast/slow axis {a.get('fastaxis', '?')}/{a.get('slowaxis', '?')}",
         f"shape:       {nints} integration(s) x {ngroups} group(s) x {ny} x {nx}  "
-        f"({ds['data'].dtype})",
+        f"({ds['data'].dtype}){_segment(a)}",
         f"read:        {a.get('readpatt', '?')}  nframes {a.get('nframes', '?')}  "
         f"groupgap {a.get('groupgap', '?')}  zeroframe {'yes' if 'zeroframe' in ds else 'no'}",
         f"timing:      frame {a.get('frame_time', float('nan')):.5f} s  "

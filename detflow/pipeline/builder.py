@@ -160,7 +160,8 @@ def reference_lines(raw, applied, ds, params, refs_dir=None, tiling=None):
             continue
         if step.reference_pixels == "unchanged":
             continue
-        if step.reference_pixels != "pointwise" or _has_user_arrays(name, checked):
+        if (step.reference_pixels != "pointwise" or _has_user_arrays(name, checked)
+                or _grows_past_the_lines(name, checked)):
             return None
         chain.append((name, step_params))
     out = {}
@@ -172,6 +173,14 @@ def reference_lines(raw, applied, ds, params, refs_dir=None, tiling=None):
             sub = apply_step(name, sub, step_params, refs_dir, tiling=tiling)
         out[axis] = sub
     return out
+
+
+def _grows_past_the_lines(name, params):
+    """Whether a step's flags reach the reference lines from further than the one
+    neighbouring line they are computed with (refpix's ``line_positions``): saturation
+    grown by more than one pixel (MIRI's linearity leaves a flagged group uncorrected,
+    so the lines' data would depend on pixels beyond them)."""
+    return name == "saturation" and int(params.get("n_pix_grow_sat") or 0) > 1
 
 
 def _has_user_arrays(name, params):

@@ -14,6 +14,15 @@
   merged, so simulations sharing a folder keep each other's), and the latest
   simulation's facts and references at the top (the older single-exposure form).
 
+MIRI: the imager's subarrays (BRIGHTSKY, SUB256, SUB128, SUB64, SLITLESSPRISM, MASK1065,
+MASK1140, MASK1550, MASKLYOT) at their real corners, with frame times from the MIRI readout
+clocks; FAST, FASTR1, SLOW, SLOWR1 and the frame-averaging FASTGRPAVG{,8,16,32,64}
+patterns; one segment of a long (TSO) exposure (``segment=``, INTSTART > 1); and
+cosmic-ray showers (``showers=``). Example::
+
+    simulate("miri", "tso", subarray="SLITLESSPRISM", readpatt="FASTR1", ngroups=20,
+             nints=300, segment=2, ints_per_segment=100)   # ..._00001-seg002_mirimage
+
 Several simulations may share a folder: the reference files carry the seed in
 their names (``jwst_nircam_gain_nrca1_s2.fits``), a seed other than 1 is in the
 default root (``jw01234001001_01101_00001_nrca1_s2``), and
@@ -34,6 +43,7 @@ import numpy as np
 from detflow.errors import ParameterError
 from detflow.io.atomic import atomic_path
 from detflow.io.references import MANIFEST_NAME
+from detflow.simulator import emi as emi_module
 from detflow.simulator import physics
 from detflow.simulator.instruments import DETECTORS
 
@@ -77,6 +87,10 @@ def simulate(
     ref_shape="full",
     dq_def="standard",
     gain_factor=None,
+    segment=None,
+    ints_per_segment=None,
+    showers=False,
+    emi=False,
 ):
     """Simulate one exposure and its reference files into ``outdir``.
 
@@ -86,10 +100,18 @@ def simulate(
     outdir : str or Path
     subarray : str
         ``FULL``, ``SUB640``, ``SUB320``, ``SUB160``, ``SUB160P`` (at SUBSTRT 1889,
-        1889), ``SUBGRISM64``, ``SUBGRISM128`` (NIRCam) or ``FULL`` (MIRI).
+        1889), ``SUBGRISM64``, ``SUBGRISM128`` (NIRCam); ``FULL``, ``BRIGHTSKY``,
+        ``SUB256``, ``SUB128``, ``SUB64``, ``SLITLESSPRISM``, ``MASK1065``, ``MASK1140``,
+        ``MASK1550``, ``MASKLYOT`` (MIRI imager, real corners and sizes, frame times from
+        the MIRI readout clocks: :data:`detflow.simulator.instruments.MIRI_SUBARRAYS`).
     readpatt : str, optional
-        Read pattern (default ``RAPID`` for NIRCam, ``FAST`` for MIRI).
+        Read pattern (default ``RAPID`` for NIRCam, ``FAST`` for MIRI). MIRI: ``FAST``,
+        ``FASTR1``, ``SLOW``, ``SLOWR1`` (full frame only, as MIRI reads subarrays FAST;
+        SLOW frames take 23.89 s), ``FASTGRPAVG`` (NFRAMES 4), ``FASTGRPAVG8`` ...
+        ``FASTGRPAVG64`` (NFRAMES 8 ... 64; the LINEARITY's INV_COEFFS then serve jwst's
+        read-level correction).
     ngroups, nints : int
+        ``nints`` is the whole exposure's NINTS, also when one segment is written.
     seed : int
         Seeds the scene, noise and cosmic rays; the detector maps (and so the
         reference files) depend on the seed too.
@@ -119,6 +141,29 @@ def simulate(
         NIRSpec IRS2 gain files carry): ramp_fit copies it into the products and
         gain_scale multiplies the rates by it (the truth stays unscaled). Default: none,
         as NIRCam and MIRI gain files have, and gain_scale is skipped.
+    segment : int, optional
+        Write only segment ``segment`` (1-based) of the exposure, as the JWST ground system
+        splits long (time-series) exposures: integrations INTSTART = ``(segment - 1) *
+        ints_per_segment + 1`` to INTEND (NINTS stays the whole exposure's), EXSEGNUM and
+        EXSEGTOT, the INT_TIMES and GROUP rows of those integrations, and the JWST name
+        ``jw..._00001-seg002_<detector>``. The data are exactly those integrations of the
+        unsegmented exposure (the earlier ones are simulated, not written): the MIRI reset
+        anomaly and RSCD of integrations after the first, the references unchanged.
+    ints_per_segment : int, optional
+        Integrations per segment (default: as many as keep a segment's SCI under 2 GiB).
+    showers : bool or int
+        MIRI cosmic-ray showers: faint clouds of charge tens of pixels across (see
+        :func:`detflow.simulator.physics._showers`). ``True`` draws a Poisson number at
+        :data:`~detflow.simulator.physics.SHOWER_RATE_FULL` scaled to the subarray and the
+        exposure's duration; an integer injects exactly that many. The manifest lists
+        them. Default none (jwst finds them only with ``find_showers``, off by default).
+
+    emi : bool
+        MIRI: add electromagnetic interference at the real MIRI frequencies (10 Hz on the
+        full frame, 390.625 Hz and 10 Hz on subarrays), read at the times jwst's emicorr
+        models (:func:`detflow.simulator.emi.inject_emi`), and write the matching
+        EMICORR reference (an ASDF ``EmiModel``, ``refs/jwst_miri_emicorr_*.asdf``) for
+        the emicorr step (skipped by default, as in jwst). The truth has no EMI.
 
     Returns
     -------
@@ -154,28 +199,53 @@ def simulate(
     if gain_factor is not None and not (np.isfinite(gain_factor) and gain_factor > 0):
         raise ParameterError(f"gain_factor={gain_factor!r}: give a positive number")
     sub = det.subarrays[subarray]
+    if det.is_miri and readpatt.startswith("SLOW") and sub.name != "FULL":
+        raise ParameterError(
+            f"read pattern {readpatt} with subarray {sub.name}: MIRI reads subarrays FAST "
+            "only; use FAST, FASTR1 or a FASTGRPAVG pattern (or the FULL array)"
+        )
+    seg = _segment_range(segment, ints_per_segment, nints, ngroups, sub)
+    nshowers = _shower_count(showers, det, sub, readpatt, ngroups, nints, seed)
     outdir = Path(outdir)
     refdir = outdir / "refs"
     refdir.mkdir(parents=True, exist_ok=True)
     if root is None:
-        root = f"jw01234001001_01101_00001_{det.detector.lower()}"
+        exposure = "00001" if seg is None else f"00001-seg{seg['number']:03d}"
+        root = f"jw01234001001_01101_{exposure}_{det.detector.lower()}"
         if det.is_miri:
-            root = "jw01234002001_01101_00001_mirimage"
+            root = f"jw01234002001_01101_{exposure}_mirimage"
         if seed != 1:
             root = f"{root}_s{seed}"
 
     maps = physics.make_detector_maps(det, seed)
     sim = physics.simulate_ramps(
-        det, sub, readpatt, ngroups, nints, seed, maps, snowballs=snowballs, zeroframe=zeroframe
+        det, sub, readpatt, ngroups, nints, seed, maps, snowballs=snowballs, zeroframe=zeroframe,
+        integrations=None if seg is None else (seg["intstart"] - 1, seg["intend"]),
+        showers=nshowers,
     )
 
+    if emi:
+        if not det.is_miri:
+            raise ParameterError("emi=True: EMI is simulated for MIRI only")
+        sim["sci"] = emi_module.inject_emi(
+            sim["sci"], subarray=sub.name, readpatt=readpatt,
+            first_integration=0 if seg is None else seg["intstart"] - 1)
+
     uncal = outdir / f"{root}_uncal.fits"
-    _write_uncal(uncal, det, sub, readpatt, ngroups, nints, sim)
+    _write_uncal(uncal, det, sub, readpatt, ngroups, nints, sim, seg=seg)
     truth = outdir / f"{root}_truth.fits"
     _write_truth(truth, sim["truth"], det, sub)
     refs = _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed,
                              avdrkcur=avdrkcur, ref_shape=ref_shape, dq_def=dq_def,
-                             gain_factor=gain_factor)
+                             gain_factor=gain_factor, readpatt=readpatt)
+    if emi:
+        path = refdir / f"jwst_miri_emicorr_{det.detector.lower()}_s{seed}.asdf"
+        model = emi_module.emi_model()
+        with atomic_path(path) as tmp:  # stdatamodels picks the format by the suffix
+            model.save(str(tmp.with_suffix(".asdf")))
+            tmp.with_suffix(".asdf").replace(tmp)
+        model.close()
+        refs["EMICORR"] = path
 
     manifest = outdir / MANIFEST_NAME  # (what detflow.io.references reads)
     content = {
@@ -191,8 +261,62 @@ def simulate(
         "cosmic_ray_hits": int(sim["ncr"]),
         "references": {k: str(Path("refs") / v.name) for k, v in refs.items()},
     }
+    if seg is not None:
+        content.update(segment=seg["number"], segments=seg["total"], intstart=seg["intstart"],
+                       intend=seg["intend"])
+    if showers:
+        content["showers"] = sim["showers"]
+    if emi:
+        content["emi"] = True
     _write_manifest(manifest, content)
     return SimulatedExposure(uncal, truth, refs, manifest, time.perf_counter() - t0)
+
+
+def _segment_range(segment, ints_per_segment, nints, ngroups, sub):
+    """``{number, total, intstart, intend}`` (1-based, inclusive) of one segment, or None."""
+    if segment is None:
+        if ints_per_segment is not None:
+            raise ParameterError("ints_per_segment needs segment (the segment to write)")
+        return None
+    if ints_per_segment is None:
+        # as DMS segments long exposures: files of at most about 2 GiB of SCI
+        ints_per_segment = max(1, (2 << 30) // (ngroups * sub.ysize * sub.xsize * 2))
+    try:
+        segment, per = int(segment), int(ints_per_segment)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"segment={segment!r}, ints_per_segment={ints_per_segment!r}: give integers"
+        ) from None
+    if per < 1:
+        raise ParameterError(f"ints_per_segment={per}: give at least 1")
+    total = -(-nints // per)
+    if not 1 <= segment <= total:
+        raise ParameterError(
+            f"segment={segment}: the exposure of {nints} integrations, {per} per segment, "
+            f"has segments 1 to {total}"
+        )
+    intstart = (segment - 1) * per + 1
+    return {"number": segment, "total": total, "intstart": intstart,
+            "intend": min(segment * per, nints)}
+
+
+def _shower_count(showers, det, sub, readpatt, ngroups, nints, seed):
+    """The number of MIRI showers to inject (``showers``: False, True or a count)."""
+    if showers is False or showers is None or showers == 0:
+        return 0
+    if not det.is_miri:
+        raise ParameterError("showers are a MIRI effect: simulate them for miri")
+    if showers is True:
+        from detflow.simulator.instruments import frame_time
+
+        nframes, groupgap = det.readpatts[readpatt]
+        seconds = nints * (ngroups * (nframes + groupgap) - groupgap) * frame_time(
+            det, sub, readpatt)
+        mean = physics.expected_showers((sub.ysize, sub.xsize), seconds)
+        return int(np.random.default_rng([seed, 0x5B0E8]).poisson(mean))
+    if isinstance(showers, (int, np.integer)) and showers > 0:
+        return int(showers)
+    raise ParameterError(f"showers={showers!r}: give True (a realistic rate) or a count")
 
 
 def _write_manifest(path, content):
@@ -240,7 +364,11 @@ def _save_model(model, path):
     from astropy.io import fits
 
     with fits.open(path, mode="update") as hdul:
-        hdul[0].header["FILENAME"] = path.name
+        header = hdul[0].header
+        comment = header.comments["FILENAME"] if "FILENAME" in header else ""
+        if len(path.name) + len(comment) > 65:  # a long (segment) name: the comment gives way
+            comment = ""
+        header["FILENAME"] = (path.name, comment)
 
 
 def _table_dtype(model, attr):
@@ -259,8 +387,10 @@ def _exposure_times(det, sub, readpatt, ngroups, nints, tframe):
     return tgroup, int_duration, cycle
 
 
-def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim):
-    """Write the level-1b exposure.
+def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim, seg=None):
+    """Write the level-1b exposure (or one segment of it: ``seg``, see
+    :func:`_segment_range`; NINTS is then the whole exposure's, INTSTART/INTEND the
+    segment's, and INT_TIMES and GROUP have the segment's rows).
 
     What a near-IR detector1 step of jwst 3.0.0 (with stcal) reads from the science
     exposure, all written here (primary-header keywords unless named an extension):
@@ -336,7 +466,7 @@ def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim):
     m.observation.date = "2023-12-20"
     m.observation.time = "06:00:00.000"
     m.observation.date_beg = "2023-12-20T06:00:00.000"
-    m.visit.tsovisit = sub.name.startswith("SUBGRISM")
+    m.visit.tsovisit = sub.name.startswith("SUBGRISM") or seg is not None
     e = m.exposure
     e.type = det.exp_type
     e.readpatt = readpatt
@@ -344,8 +474,12 @@ def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim):
     e.groupgap = groupgap
     e.ngroups = ngroups
     e.nints = nints
-    e.integration_start = 1
-    e.integration_end = nints
+    first, last = (1, nints) if seg is None else (seg["intstart"], seg["intend"])
+    e.integration_start = first
+    e.integration_end = last
+    if seg is not None:
+        e.segment_number = seg["number"]
+        e.segment_total = seg["total"]
     e.nresets_at_start = 1
     e.nresets_between_ints = 1
     e.frame_divisor = nframes
@@ -360,6 +494,11 @@ def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim):
     e.zero_frame = sim["zeroframe"] is not None
     e.noutputs = sub.noutputs
     e.sample_time = 10
+    if det.is_miri:
+        # samples per pixel read (jwst's emicorr reads it): 1 FAST, 9 SLOW
+        from detflow.simulator.instruments import MIRI_SLOW_READPATTS
+
+        e.nsamples = 9 if readpatt in MIRI_SLOW_READPATTS else 1
     e.drop_frames1 = 0
     s = m.subarray
     s.name = sub.name
@@ -367,19 +506,20 @@ def _write_uncal(path, det, sub, readpatt, ngroups, nints, sim):
     s.xsize, s.ysize = sub.xsize, sub.ysize
     s.fastaxis, s.slowaxis = det.fastaxis, det.slowaxis
 
-    starts = MJD_START + np.arange(nints) * cycle / 86400
+    numbers = np.arange(first - 1, last)  # 0-based integrations in this file
+    starts = MJD_START + numbers * cycle / 86400
     ends = starts + int_duration / 86400
     model.int_times = np.array(
         [
             (i + 1, s0, (s0 + e0) / 2, e0, s0, (s0 + e0) / 2, e0)
-            for i, (s0, e0) in enumerate(zip(starts, ends, strict=True))
+            for i, s0, e0 in zip(numbers, starts, ends, strict=True)
         ],
         dtype=_table_dtype(model, "int_times"),
     )
     rows = []
-    for i in range(nints):
+    for j, i in enumerate(numbers):
         for g in range(ngroups):
-            tend = starts[i] + ((g + 1) * (nframes + groupgap) - groupgap) * tframe / 86400
+            tend = starts[j] + ((g + 1) * (nframes + groupgap) - groupgap) * tframe / 86400
             day = int(tend)
             ms = (tend - day) * 86400e3
             doy = day - 60309 + 365  # day of year (MJD 60309 is 2024-01-01)
@@ -444,7 +584,7 @@ def _dq_def_table(model, dq, style):
 
 def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed, *,
                       avdrkcur="scalar", ref_shape="full", dq_def="standard",
-                      gain_factor=None):
+                      gain_factor=None, readpatt=None):
     """Write the reference files (see :func:`simulate` for the variants).
 
     What a detector1 step of jwst 3.0.0 reads from each file, and what is written here:
@@ -458,16 +598,23 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed, *,
     SATURATION    SCI (NaN -> NO_SAT_CHECK), DQ, DQ_DEF                       dq_def
     SUPERBIAS     SCI (NaN -> 0), DQ, DQ_DEF (saturation and superbias)       dq_def
     LINEARITY     COEFFS (NaN -> NO_LIN_CORR), INV_COEFFS (NFRAMES > 1), DQ,  dq_def
-                  DQ_DEF
+                  DQ_DEF (INV_COEFFS written for NIR and MIRI, with the MIRI
+                  pedestal in its constant term)
     DARK          SCI, DQ, DQ_DEF; NFRAMES, GROUPGAP, NGROUPS; the average    avdrkcur,
                   dark current: AVDRKCUR keyword and/or 2-D AVDRKCUR          dq_def
-                  extension (science shape, never cut)
+                  extension (science shape, never cut); MIRI: 4-D, two
+                  integrations, READPATT/NFRAMES the science's, INTSTART > 1
+                  uses the last integration
     GAIN          SCI (<= 0 or NaN -> NO_GAIN_VALUE), GAINFACT (ramp_fit      ref_shape,
                   copies it, gain_scale applies it)                           gain_factor
     READNOISE     SCI                                                         ref_shape
     IPC           SCI (3x3 kernel, or 4-D per pixel)
-    RESET (MIRI)  SCI, DQ, DQ_DEF; NGROUPS, NINTS (science shape)             dq_def
-    RSCD (MIRI)   RSCD_GROUP_SKIP table (SUBARRAY, READPATT, GROUP_SKIP(1))
+    RESET (MIRI)  SCI, DQ, DQ_DEF; NGROUPS, NINTS (science shape: full     dq_def
+                  frame, or the subarray's region, never cut by jwst)
+    RSCD (MIRI)   RSCD_GROUP_SKIP table (SUBARRAY, READPATT, GROUP_SKIP(1)):
+                  every MIRI imager subarray x FAST, SLOW, FASTR1, SLOWR1,
+                  FASTGRPAVG{,8,16,32,64} (jwst looks SUBPRISM up as
+                  SLITLESSPRISM)
     ============  ==========================================================  =========
     """
     from stdatamodels.jwst import datamodels as dm
@@ -533,10 +680,15 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed, *,
     coeffs[:, maps.nan_lin] = np.nan
     lin_dq = np.where(maps.nan_lin, dqflags.NO_LIN_CORR, 0).astype(np.uint32)
     linearity = dm.LinearityModel(coeffs=cut(coeffs), dq=cut(lin_dq))
-    if not det.is_miri:
-        # INV_COEFFS (linearised -> raw) for jwst's read-level correction of NFRAMES > 1 groups
-        qmax = 1.05 * float(maps.full_well.max())
-        linearity.inv_coeffs = cut(physics.inverse_linearity_coeffs(a, b, qmax).astype(f32))
+    # INV_COEFFS (linearised -> raw) for jwst's read-level correction of NFRAMES > 1 groups
+    # (NIR patterns averaging frames, MIRI's FASTGRPAVG): MIRI's raw reads include the
+    # pedestal its COEFFS absorb, so its inverse adds it back
+    qmax = 1.05 * float(maps.full_well.max())
+    inv = physics.inverse_linearity_coeffs(a, b, qmax)
+    if det.is_miri:
+        inv[0] += maps.bias
+    linearity.inv_coeffs = cut(inv.astype(f32))
+    del inv
     save("LINEARITY", linearity, tag_shaped)
 
     gain = dm.GainModel(data=cut(maps.gain.copy()))
@@ -557,15 +709,20 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed, *,
     nframes, groupgap = sim["nframes"], sim["groupgap"]
     rate = maps.dark_rate[ys, xs]
     if det.is_miri:
-        ndark = ngroups  # MIRI darks are per integration with the science pattern
-        t = (np.arange(ndark) + 1) * tframe
+        # MIRI darks are per integration (4-D) and read with the science pattern (CRDS
+        # selects them by READPATT): group g averages frames g*nframes ... (g+1)*nframes-1,
+        # so stcal subtracts it group by group, nothing averaged or extrapolated
+        ndark = ngroups
+        t = (np.arange(ndark) * nframes + (nframes + 1) / 2) * tframe
         frames = (t[:, None, None] * rate[None]).astype(f32)
         data = np.stack([frames, frames])
         dq = np.zeros(data.shape, np.uint32)
         dark = dm.DarkMIRIModel(data=data, dq=dq, err=np.zeros(data.shape, f32))
-        dark.meta.exposure.readpatt = "FAST"
+        dark.meta.exposure.readpatt = readpatt or "FAST"
         dark.meta.exposure.ngroups = ndark
         dark.meta.exposure.nints = 2
+        dark.meta.exposure.nframes = nframes
+        dark.meta.exposure.groupgap = groupgap
     else:
         total = ngroups * (nframes + groupgap) - groupgap
         # a linear dark: jwst extrapolates missing frames linearly from the last two,
@@ -578,8 +735,9 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed, *,
         )
         dark.meta.exposure.readpatt = "RAPID"
         dark.meta.exposure.ngroups = ndark
-    dark.meta.exposure.nframes = 1
-    dark.meta.exposure.groupgap = 0
+    if not det.is_miri:
+        dark.meta.exposure.nframes = 1
+        dark.meta.exposure.groupgap = 0
     # the average dark current in e-/s, as CRDS darks carry it (keyword and/or map)
     e_rate = (rate * maps.gain[ys, xs]).astype(f32)
     if avdrkcur in ("scalar", "both"):
@@ -587,30 +745,46 @@ def _write_references(refdir, det, sub, maps, sim, ngroups, nints, seed, *,
             if (e_rate > 0).any() else 0.0
     if avdrkcur in ("map", "both"):
         dark.average_dark_current = e_rate
-    save("DARK", dark, f"{tag}_{sub.name.lower()}", region=sub)
+    dark_name = f"{tag}_{sub.name.lower()}"
+    if det.is_miri and readpatt not in (None, "FAST"):
+        dark_name += f"_{readpatt.lower()}"  # its frames and timing are the pattern's
+    save("DARK", dark, dark_name, region=sub)
 
     if det.is_miri:
+        # jwst never cuts the RESET: a subarray's has the science region, as CRDS has it
+        amp = maps.reset_amp if sub.name == "FULL" else maps.reset_amp[ys, xs]
         reset = np.stack(
             [
-                np.stack([physics.reset_anomaly(maps.reset_amp, i, g)
+                np.stack([physics.reset_anomaly(amp, i, g)
                           for g in range(physics.RESET_NGROUPS)])
                 for i in range(physics.RESET_NINTS)
             ]
         ).astype(f32)
         rm = dm.ResetModel(
-            data=reset, dq=np.zeros(det.full_shape, np.uint32), err=np.zeros(reset.shape, f32)
+            data=reset, dq=np.zeros(reset.shape[-2:], np.uint32), err=np.zeros(reset.shape, f32)
         )
         rm.meta.exposure.readpatt = "ANY"
         rm.meta.exposure.ngroups = physics.RESET_NGROUPS
         rm.meta.exposure.nints = physics.RESET_NINTS
-        save("RESET", rm, tag, region=full)
+        if sub.name == "FULL":
+            save("RESET", rm, tag, region=full)
+        else:
+            save("RESET", rm, f"{tag}_{sub.name.lower()}", region=sub)
 
         rscd = dm.RSCDModel()
+        names = ("FULL", "BRIGHTSKY", "SUB256", "SUB128", "SUB64", "SLITLESSPRISM",
+                 "MASK1065", "MASK1140", "MASK1550", "MASKLYOT")
         rows = [
             (name, patt, physics.RSCD_SKIP_INT1, physics.RSCD_SKIP_INT2P)
-            for name in ("FULL", "BRIGHTSKY", "SUB256", "SUB128", "SUB64", "SLITLESSPRISM",
-                         "MASK1065", "MASK1140", "MASK1550", "MASKLYOT")
+            for name in names
             for patt in ("FAST", "SLOW", "FASTR1", "SLOWR1")
+        ]
+        # the group-averaging patterns (after the original rows, which keep their order)
+        rows += [
+            (name, patt, physics.RSCD_SKIP_INT1, physics.RSCD_SKIP_INT2P)
+            for name in names
+            for patt in ("FASTGRPAVG", "FASTGRPAVG8", "FASTGRPAVG16", "FASTGRPAVG32",
+                         "FASTGRPAVG64")
         ]
         rscd.rscd_group_skip_table = np.array(
             rows, dtype=_table_dtype(rscd, "rscd_group_skip_table")

@@ -17,7 +17,9 @@ The model, for every frame ``k`` read after a reset (0-based, read at
   and white read noise (``READNOISE / sqrt(2)`` per read);
 * MIRI adds, instead of superbias/IPC/1-f, a reset anomaly in the first groups
   (the RESET file), an RSCD-like transient in the first groups of integrations
-  after the first (groups the RSCD step flags), and a last-frame offset.
+  after the first (groups the RSCD step flags), and a last-frame offset; optionally
+  cosmic-ray showers (faint clouds of charge tens of pixels across, :func:`_showers`).
+  In MIRI subarrays (where jwst runs no refpix) the amplifier offsets do not drift.
 
 Frames are averaged into groups as the read pattern does (``nframes`` read,
 ``groupgap`` dropped) and rounded to ``uint16``.
@@ -312,34 +314,48 @@ def _amp_index(det, sub):
 
 
 def simulate_ramps(det, sub, readpatt, ngroups, nints, seed, maps, *, snowballs=2,
-                   zeroframe=None, onef_rms=1.2):
-    """Simulate the raw ramps of one exposure.
+                   zeroframe=None, onef_rms=1.2, integrations=None, showers=0):
+    """Simulate the raw ramps of one exposure, or of one segment of it.
 
     Parameters
     ----------
     det, sub : Detector, Subarray
     readpatt : str
     ngroups, nints : int
+        ``nints`` is the whole exposure's number of integrations.
     seed : int
     maps : DetectorMaps
         Full-frame detector maps (cut to the subarray here).
     zeroframe : bool or None
         Record ZEROFRAME (default: when the read pattern averages frames).
+    integrations : (int, int), optional
+        The 0-based ``[start, stop)`` integrations recorded (a segment: INTSTART =
+        ``start + 1``, INTEND = ``stop``); default all. The exposure is simulated from its
+        first integration on, so a segment holds exactly the integrations the unsegmented
+        exposure has (same noise, cosmic rays and detector history).
+    showers : int
+        Number of MIRI cosmic-ray showers (:func:`_showers`) to inject over the exposure.
 
     Returns
     -------
     dict
-        ``sci`` uint16 ``(nints, ngroups, ny, nx)``, ``zeroframe`` uint16
-        ``(nints, ny, nx)`` or None, ``refout`` uint16 ``(nints, ngroups, ny/4, nx)``
-        (MIRI) or None, ``truth`` float32 ``(ny, nx)`` DN/s,
-        ``tframe``, ``nframes``, ``groupgap``, ``ncr`` (cosmic-ray hits).
+        ``sci`` uint16 ``(nrec, ngroups, ny, nx)`` (``nrec = stop - start``), ``zeroframe``
+        uint16 ``(nrec, ny, nx)`` or None, ``refout`` uint16 ``(nrec, ngroups, ny/4, nx)``
+        (MIRI) or None, ``truth`` float32 ``(ny, nx)`` DN/s, ``tframe``, ``nframes``,
+        ``groupgap``, ``ncr`` (cosmic-ray hits in the recorded integrations), ``showers``
+        (list of dicts: ``integration`` 1-based, ``frame`` 0-based, ``y``, ``x``
+        subarray pixels, ``sigma`` px, ``amplitude`` DN), ``integrations``.
     """
     from detflow.simulator.instruments import frame_time
 
     nframes, groupgap = det.readpatts[readpatt]
     if zeroframe is None:
         zeroframe = (not det.is_miri) and nframes > 1
-    tframe = frame_time(det, sub)
+    tframe = frame_time(det, sub, readpatt)
+    start, stop = integrations if integrations is not None else (0, nints)
+    if not 0 <= start < stop <= nints:
+        raise ValueError(f"integrations {integrations} outside 0..{nints}")
+    nrec = stop - start
     ny, nx = sub.ysize, sub.xsize
     ys = slice(sub.ystart - 1, sub.ystart - 1 + ny)
     xs = slice(sub.xstart - 1, sub.xstart - 1 + nx)
@@ -364,21 +380,31 @@ def simulate_ramps(det, sub, readpatt, ngroups, nints, seed, maps, *, snowballs=
     amp, parity = _amp_index(det, sub)
     namps = int(amp.max()) + 1
 
-    sci = np.zeros((nints, ngroups, ny, nx), np.uint16)
-    zf = np.zeros((nints, ny, nx), np.uint16) if zeroframe else None
+    sci = np.zeros((nrec, ngroups, ny, nx), np.uint16)
+    zf = np.zeros((nrec, ny, nx), np.uint16) if zeroframe else None
     # MIRI records a fifth, dark "reference output" read alongside the four amplifiers; the
     # level-1b product stores it as (ny/4, nx) per group (the last 256 rows of a raw frame)
-    refout = np.zeros((nints, ngroups, ny // 4, nx), np.uint16) if det.is_miri else None
+    refout = np.zeros((nrec, ngroups, ny // 4, nx), np.uint16) if det.is_miri else None
     cr_f, cr_y, cr_x, cr_e = _cosmic_rays(rng, (ny, nx), nframes_total * nints, tframe)
     cr_int, cr_f = cr_f // nframes_total, cr_f % nframes_total
     sbs = _snowballs(rng, (ny, nx), nframes_total, nints, snowballs if ny >= 64 else 0)
-    ncr = len(cr_f)
+    ncr = int(((cr_int >= start) & (cr_int < stop)).sum())
+    # showers come from a stream of their own, so asking for them changes nothing else
+    shw = _showers(np.random.default_rng([seed, 0x5B0E7]), (ny, nx), nframes_total, nints,
+                   showers)
+    shower_charge = {(s["integration"] - 1, s["frame"]): [] for s in shw}
+    for s in shw:
+        shower_charge[(s["integration"] - 1, s["frame"])].append(_shower_charge((ny, nx), s))
 
-    # per-amplifier and even/odd offsets: a random walk from frame to frame
+    # per-amplifier and even/odd offsets: a random walk from frame to frame (NIR, and the
+    # MIRI full frame, whose refpix step removes it); in MIRI subarrays, where jwst runs no
+    # refpix, the offsets stay put (a drift common to an output would bias every slope)
     offsets = rng.normal(0, 30.0, (namps, 2))
+    drift = not (det.is_miri and sub.name != "FULL")
 
     ipc_a = det.ipc_alpha
-    for i in range(nints):
+    for i in range(stop):
+        r = i - start  # the recorded integration (negative: simulated, not recorded)
         q = np.zeros((ny, nx), np.float64)
         acc = np.zeros((ny, nx), np.float64)
         k = 0
@@ -400,25 +426,31 @@ def simulate_ramps(det, sub, readpatt, ngroups, nints, seed, maps, *, snowballs=
                 for si, sf, sy, sx, sr in sbs:
                     if si == i and sf == k:
                         _add_snowball(q, sy, sx, sr, full, refpix)
+                for charge in shower_charge.get((i, k), ()):
+                    q += charge
                 q[refpix] = 0.0
                 np.minimum(q, full, out=q)
-                offsets += rng.normal(0, 0.6, offsets.shape)
+                step = rng.normal(0, 0.6, offsets.shape)
+                if drift:
+                    offsets += step
                 if j < nframes:
                     acc += _read_frame(
                         det, q, alpha, beta, bias, sigma_read, refpix, science, ipc_a,
                         offsets, amp, parity, tidx, nsamples, rng, onef_rms,
                     )
-                    if zeroframe and k == 0:
-                        zf[i] = _to_uint16(acc)
+                    if zeroframe and k == 0 and r >= 0:
+                        zf[r] = _to_uint16(acc)
                 k += 1
             group = acc / nframes
             if det.is_miri:
                 group = group + _miri_extras(det, maps, cut, i, g, ngroups, rng)
                 level = det.bias + offsets.mean()
-                refout[i, g] = _to_uint16(
-                    level + det.readnoise_cds / np.sqrt(2) * rng.standard_normal(refout.shape[2:])
-                )
-            sci[i, g] = _to_uint16(group)
+                ref_read = level + det.readnoise_cds / np.sqrt(2) * rng.standard_normal(
+                    refout.shape[2:])
+                if r >= 0:
+                    refout[r, g] = _to_uint16(ref_read)
+            if r >= 0:
+                sci[r, g] = _to_uint16(group)
     return {
         "sci": sci,
         "zeroframe": zf,
@@ -428,7 +460,55 @@ def simulate_ramps(det, sub, readpatt, ngroups, nints, seed, maps, *, snowballs=
         "nframes": nframes,
         "groupgap": groupgap,
         "ncr": ncr,
+        "showers": shw,
+        "integrations": (start, stop),
     }
+
+
+#: MIRI cosmic-ray showers per second over the full 1024 x 1032 array (approximate: of the
+#: order the JWST documentation describes, about one a minute; not confirmed offline)
+SHOWER_RATE_FULL = 1.0 / 60.0
+
+
+def expected_showers(shape, exposure_seconds):
+    """Mean number of MIRI showers in an exposure of ``exposure_seconds`` on ``shape``."""
+    ny, nx = shape
+    return SHOWER_RATE_FULL * exposure_seconds * (ny * nx) / (1024 * 1032)
+
+
+def _showers(rng, shape, nframes_total, nints, count):
+    """MIRI cosmic-ray showers: each a faint, extended cloud of charge (a Gaussian of
+    ``sigma`` 8-30 px and peak 8-40 DN, reaching ~3 sigma: tens of pixels, far larger than
+    a snowball's few-pixel core and halo) around a primary hit (a 3 x 3 core of a few
+    thousand DN), all arriving in one frame. The clouds are only a few times the noise of a
+    group difference per pixel: jwst finds them only with ``find_showers`` (a ring
+    convolution, then regions of at least 90 pixels)."""
+    ny, nx = shape
+    out = []
+    for _ in range(int(count)):
+        out.append({
+            "integration": int(rng.integers(0, nints)) + 1,
+            "frame": int(rng.integers(1, max(2, nframes_total - 1))),
+            "y": float(rng.uniform(0.2 * ny, 0.8 * ny)),
+            "x": float(rng.uniform(0.2 * nx, 0.8 * nx)),
+            "sigma": float(rng.uniform(8.0, 30.0)),
+            "amplitude": float(rng.uniform(8.0, 40.0)),
+            "core": float(rng.uniform(1000.0, 4000.0)),
+        })
+    return out
+
+
+def _shower_charge(shape, shower):
+    """The charge (DN) one shower deposits, ``(ny, nx)`` float64."""
+    ny, nx = shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    d2 = (yy - shower["y"]) ** 2 + (xx - shower["x"]) ** 2
+    s2 = shower["sigma"] ** 2
+    charge = shower["amplitude"] * np.exp(-0.5 * d2 / s2)
+    charge[d2 > 9 * s2] = 0.0
+    cy, cx = int(shower["y"]), int(shower["x"])
+    charge[max(cy - 1, 0):cy + 2, max(cx - 1, 0):cx + 2] += shower["core"] / 9.0
+    return charge
 
 
 def _add_snowball(q, y0, x0, radius, full, refpix):

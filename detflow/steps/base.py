@@ -136,6 +136,10 @@ class StepDef:
     #: Whether ``apply`` takes the run's :class:`~detflow.tiling.Tiling` (``tiling=``):
     #: the steps whose working tiles hold every integration and group of a tile.
     tiled: bool = False
+    #: jwst's deprecated parameters that name a reference file, and the
+    #: ``override_<reftype>`` each stands for: when given, it wins over the override, as
+    #: in jwst (emicorr's ``user_supplied_reffile``).
+    reference_parameters: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         alias = self.name.rsplit(".", 1)[-1]
@@ -189,6 +193,9 @@ class StepDef:
             elif key in ("skip", "save_results"):
                 value = Param("boolean").coerce(f"{self.name}.{key}", value)
             full[key] = value
+        for name, override in self.reference_parameters.items():
+            if full.get(name) is not None:
+                full[override] = full[name]
         return full
 
     def spec(self):

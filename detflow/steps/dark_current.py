@@ -218,6 +218,7 @@ def _or_reduce(var, dim):
 
 STEP = StepDef(
     __name__,
+    reference_pixels="pointwise",
     params={
         "dark_output": Param("output_file", None,
                              "Dark model or averaged dark subtracted"),

@@ -116,6 +116,7 @@ def _pixeldq_block(pdq, lin_dq, coeffs, inv=None, *, no_lin_corr):
 
 STEP = StepDef(
     __name__,
+    reference_pixels="pointwise",
     params={},
     apply=apply,
 )

@@ -309,7 +309,9 @@ def line_positions(ds, params):
     """
     params = STEP.check_params(params)
     if _is_miri(ds):
-        return None  # MIRI's reference columns are cut from the tiles
+        if _check_supported(ds, params):
+            return None  # a subarray: skipped
+        return {"x": list(MIRI_LINE_COLUMNS)}
     try:
         if _check_supported(ds, params) or not _subarray_fits(ds):
             return None
@@ -328,7 +330,7 @@ def apply(ds, refs, params):
     if _check_supported(ds, params):
         return skipped(as_float32(ds), STEP)
     if _is_miri(ds):
-        return _apply_miri(ds, params)
+        return _apply_miri(ds, params, refs.get("reference_lines"))
     if not _subarray_fits(ds):
         return skipped(as_float32(ds), STEP, "subarray does not fit in the full frame")
     fullframe = _is_fullframe(ds)
@@ -379,16 +381,43 @@ def _miri_corrected_groups(ref_dq, *, shape, odd_even_rows, dnu):
     return k.miri_corrected_groups(np.full(shape, missing))
 
 
-def _miri_signals(arr, pdq, params):
+#: The columns MIRI's reference lines are computed on (:func:`line_positions`): the
+#: reference columns and, beside each group of four, one science column, so that the
+#: saturation flags the steps before refpix grow into a reference column from its
+#: neighbour (which linearity then leaves uncorrected) are those of the whole frame.
+MIRI_LINE_COLUMNS = (0, 1, 2, 3, 4, 1027, 1028, 1029, 1030, 1031)
+
+
+def _miri_reference_columns(ds, out, lines):
+    """``(data, pixeldq)`` of the reference columns, dask ``(nints, ngroups, 1024, 8)``
+    and ``(1024, 8)``: from ``lines`` (:func:`line_positions`, computed on their own)
+    when given, else cut from the tiles of ``out``."""
+    cols = list(k.MIRI_REF_COLS)
+    if lines is not None:
+        sub = lines["x"]
+        xs = ds["x"].values[cols]
+        if not (set(xs) <= set(sub["x"].values) and np.array_equal(sub["y"].values,
+                                                                    ds["y"].values)
+                and sub.sizes["integration"] == ds.sizes["integration"]
+                and sub.sizes["group"] == ds.sizes["group"]):
+            raise DetflowError("refpix: reference_lines are not MIRI's reference columns")
+        src = as_float32(sub).sel(x=xs)
+    else:
+        src = out.isel(x=cols)
+    data = dask_array(src["data"], ("integration", "group", "y", "x"))
+    pdq = dask_array(src["pixeldq"], ("y", "x"))
+    return data, pdq
+
+
+def _miri_signals(ref, ref_pdq, chunks, params):
     """Lazy ``(nints, ngroups, 4, 2)`` float64: what jwst subtracts per amplifier and row
-    parity (0 where it corrects nothing), chunked like ``arr`` along integrations and
-    groups."""
-    nints, ngroups, ny, _ = arr.shape
-    cols = np.asarray(k.MIRI_REF_COLS)
-    ref = arr[..., cols].rechunk({2: -1, 3: -1})  # (nints, ngroups, 1024, 8)
+    parity (0 where it corrects nothing), chunked as ``chunks`` (the data's integration
+    and group chunks), from the reference columns ``ref`` and their pixel DQ."""
+    nints, ngroups = ref.shape[:2]
+    ref = ref.rechunk({0: chunks[0], 1: chunks[1], 2: -1, 3: -1})  # (nints, ngroups, 1024, 8)
     first = ref[:, 0]
-    ref_dq = pdq[:, cols].rechunk(-1).astype(np.uint32)
-    groups = da.arange(ngroups, chunks=(arr.chunks[1],))
+    ref_dq = ref_pdq.rechunk(-1).astype(np.uint32)
+    groups = da.arange(ngroups, chunks=(chunks[1],))
     odd_even_rows = bool(params["odd_even_rows"])
     dnu = dqflags.DO_NOT_USE
     stats = da.blockwise(
@@ -400,18 +429,18 @@ def _miri_signals(arr, pdq, params):
         _miri_corrected_groups, "ig", ref_dq, "yc", new_axes={"i": nints, "g": ngroups},
         dtype=bool, concatenate=True, shape=(nints, ngroups), odd_even_rows=odd_even_rows,
         dnu=dnu,
-    ).rechunk((arr.chunks[0], arr.chunks[1]))
+    ).rechunk(chunks)
     return da.where(corrected[:, :, None, None], stats, 0.0)
 
 
-def _apply_miri(ds, params):
+def _apply_miri(ds, params, lines=None):
     """Lazy MIRI full-frame correction (see the module docstring)."""
     out = as_float32(ds)
-    pdq = dask_array(out["pixeldq"], ("y", "x"))
     data = out["data"].transpose("integration", "group", "y", "x")
     arr = dask_array(data)
     ny, nx = arr.shape[2:]
-    signals = _miri_signals(arr, pdq, params)
+    ref, ref_pdq = _miri_reference_columns(ds, out, lines)
+    signals = _miri_signals(ref, ref_pdq, arr.chunks[:2], params)
     rows = da.arange(ny, chunks=(arr.chunks[2],))
     cols = da.arange(nx, chunks=(arr.chunks[3],))
     corrected = da.blockwise(

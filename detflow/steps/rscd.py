@@ -165,6 +165,8 @@ STEP = StepDef(
     __name__,
     references_needed=_references_needed,
     params={},
-    reference_pixels="pointwise",
+    # data untouched, and its DO_NOT_USE goes to the group DQ: the reference pixels'
+    # data and pixel DQ DO_NOT_USE (what refpix reads) are left as they are
+    reference_pixels="unchanged",
     apply=apply,
 )

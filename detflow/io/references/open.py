@@ -34,6 +34,8 @@ GAIN          ``sci (y, x)``
 READNOISE     ``sci (y, x)``
 IPC           ``sci (ky, kx)`` (one kernel) or ``sci (ky, kx, y, x)`` (per pixel)
 RSCD          no variables; ``attrs["tables"]["rscd_group_skip"]``
+EMICORR       an ASDF file (``EmiModel``, :func:`open_emicorr_reference`): no
+              variables; ``attrs["frequencies"]`` and ``attrs["subarray_cases"]``
 ============  ==============================================================
 
 Binary tables (``DQ_DEF``, ``RSCD_GROUP_SKIP``, ...) are kept as
@@ -79,6 +81,7 @@ from detflow.io.values import header_to_dict, typed_value
 
 __all__ = [
     "dq_def_mapping",
+    "open_emicorr_reference",
     "open_reference",
     "open_reference_for",
     "read_user_dq",
@@ -386,6 +389,8 @@ def open_reference_for(path, reftype, exposure, tiling=None):
     milliseconds each time, for every reference of every step of every exposure. A kept
     result is returned as a shallow copy with its attrs copied.
     """
+    if _is_asdf(path):  # EMICORR: small tables, nothing to cut
+        return open_emicorr_reference(path, reftype, exposure=exposure)
     ident = KeptByFile.identity(path) if _is_dataset(exposure) else None
     key = None
     if ident is not None:
@@ -403,6 +408,101 @@ def open_reference_for(path, reftype, exposure, tiling=None):
     if key is not None:
         _CUT_REFERENCES.put(key, _fresh_copy(out))
     return out
+
+
+def _is_asdf(path):
+    return str(path).lower().endswith(".asdf")
+
+
+def _plain(value):
+    """An ASDF tree node as plain Python: dicts, lists, str, int, float, and NumPy arrays
+    (read into memory, in the file's dtype)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return np.array(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def open_emicorr_reference(path, reftype="EMICORR", *, exposure=None):
+    """Open a MIRI EMICORR reference (an ASDF ``EmiModel``) as an :class:`xarray.Dataset`
+    without variables, its content in ``attrs`` as small plain data. (Any other ASDF
+    reference opens the same way: its top-level tree entries become ``attrs``.)
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local ASDF file.
+    reftype : str, optional
+        Expected type; a file whose ``meta.reftype`` is another raises.
+    exposure : optional
+        Only to name the exposure in errors.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``attrs``: ``reftype`` (``"EMICORR"``), ``path``, ``filename``, ``instrument``,
+        ``detector``, ``useafter``, ``pedigree``, ``author``, ``description`` where the
+        file has them, ``meta`` (its whole ``meta`` tree), and
+
+        * ``frequencies``: ``{name: {"frequency": float, "phase_amplitudes": ndarray}}``
+          (the arrays in the file's dtype, as jwst reads them);
+        * ``subarray_cases``: ``{case: {"rowclocks": int, "frameclocks": int, "freqs":
+          {"FAST": [names], "SLOW": {detector: [names]}}}}``, as in the file;
+        * any other top-level entry of the file's tree, as plain data.
+
+    Raises
+    ------
+    ReferenceFileError
+        The file is missing, not ASDF, of another REFTYPE, or has no ``frequencies`` or
+        ``subarray_cases``.
+    """
+    import xarray as xr
+
+    path = os.fspath(path) if not isinstance(path, str) else path
+    label = _exposure_label(exposure)
+    want = _upper(reftype) or "EMICORR"
+    if not _path_exists(path):
+        raise ReferenceFileError(want, label, f"reference file {path} does not exist")
+    key = KeptByFile.identity(path)
+    hit = _ASDF_REFERENCES.get(key) if key is not None else None
+    if hit is None:
+        try:
+            import asdf
+
+            with asdf.open(local_path(path) or path, lazy_load=False, memmap=False) as af:
+                tree = {k: _plain(v) for k, v in af.tree.items()
+                        if k not in ("asdf_library", "history")}
+        except Exception as exc:  # asdf raises many kinds for a file that is not ASDF
+            raise ReferenceFileError(want, label, f"cannot read {path} as ASDF ({exc})") from exc
+        hit = tree
+        if key is not None:
+            _ASDF_REFERENCES.put(key, hit)
+    meta = dict(hit.get("meta") or {})
+    file_rt = _upper(meta.get("reftype"))
+    if file_rt and file_rt != want:
+        raise ReferenceFileError(want, label, f"{path} is a {file_rt} reference file, not {want}")
+    if want == "EMICORR":
+        for name in ("frequencies", "subarray_cases"):
+            if not isinstance(hit.get(name), dict):
+                raise ReferenceFileError(want, label, f"{path} has no {name} (not an EmiModel)")
+    inst = meta.get("instrument") or {}
+    attrs = {**copy.deepcopy({k: v for k, v in hit.items() if k != "meta"}),
+             "reftype": want, "path": str(path),
+             "filename": os.path.basename(str(path).rstrip("/")), "meta": copy.deepcopy(meta)}
+    for name, value in (("instrument", inst.get("name")), ("detector", inst.get("detector")),
+                        ("useafter", meta.get("useafter")), ("pedigree", meta.get("pedigree")),
+                        ("author", meta.get("author")), ("description", meta.get("description"))):
+        if value is not None:
+            attrs[name] = value
+    return xr.Dataset(attrs=attrs)
+
+
+_ASDF_REFERENCES = KeptByFile(8)
 
 
 def _fresh_copy(ds):
@@ -540,7 +640,8 @@ def reference_model_path(model, reftype=None):
     rt = _upper(getattr(getattr(model, "meta", None), "reftype", None) or reftype or "ref")
     name = getattr(model.meta, "filename", None) or f"{rt.lower()}.fits"
     stem = os.path.splitext(os.path.basename(str(name)))[0] or rt.lower()
-    path = os.path.join(folder, f"{stem}.fits")
+    ext = ".asdf" if rt == "EMICORR" else ".fits"  # an EmiModel is ASDF only
+    path = os.path.join(folder, f"{stem}{ext}")
     with model.copy() as copy_:
         copy_.save(path)
     ref = _weak(model, key)

@@ -76,10 +76,10 @@ def resolve_reference(
     entry serves the files of the same root with another suffix (``_ramp``, a
     step's). The file named must exist and fit the exposure, as an override must.
 
-    A directory (c) is searched as CRDS selects. Candidates are the ``*.fits``
-    files whose REFTYPE equals ``reftype``, whose INSTRUME and DETECTOR match the
-    exposure (or are ANY, N/A, MULTIPLE or absent; ``P_DETECT`` patterns such as
-    ``"NRCA1|NRCA2|"`` are honoured), whose READPATT, SUBARRAY, EXP_TYPE, FILTER
+    A directory (c) is searched as CRDS selects. Candidates are the ``*.fits`` (and
+    ``*.asdf``: MIRI's EMICORR) files whose REFTYPE equals ``reftype``, whose INSTRUME
+    and DETECTOR match the exposure (or are ANY, N/A, MULTIPLE or absent; ``P_DETECT``
+    patterns such as ``"NRCA1|NRCA2|"`` are honoured), whose READPATT, SUBARRAY, EXP_TYPE, FILTER
     and PUPIL (or ``P_`` patterns), where the file has them, match the
     exposure's (wildcards match anything; a FULL file serves a subarray it
     covers; a NIRCam DARK's READPATT is not a selection keyword of CRDS: an equal

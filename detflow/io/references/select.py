@@ -75,8 +75,47 @@ def clear_reference_index():
         _INDEX_CACHE.clear()
 
 
+#: The file names a reference folder's index reads: FITS (gzip-compressed too) and the
+#: ASDF files some reference types are (MIRI's EMICORR).
+_INDEXED_SUFFIXES = (".fits", ".fits.gz", ".asdf")
+
+
+def _asdf_index_entry(path, storage_options=None):
+    """The selection facts of an ASDF reference file (its ``meta`` tree: reftype,
+    instrument, detector, useafter and the selectors), or None if unreadable. ASDF
+    references carry no image to cut: they cover any exposure."""
+    import asdf
+    import fsspec
+
+    try:
+        with fsspec.open(str(path), "rb", **dict(storage_options or {})) as stream, \
+                asdf.open(stream, lazy_load=True, memmap=False) as af:
+            meta = dict(af.tree.get("meta") or {})
+    except Exception:
+        return None
+    instrument = dict(meta.get("instrument") or {})
+    exposure = dict(meta.get("exposure") or {})
+    entry = {"path": str(path), "name": os.path.basename(str(path)), "shapes": {},
+             "region": None}
+    found = {"REFTYPE": meta.get("reftype"), "INSTRUME": instrument.get("name"),
+             "DETECTOR": instrument.get("detector"), "P_DETECT": instrument.get("p_detector"),
+             "USEAFTER": meta.get("useafter"), "READPATT": exposure.get("readpatt"),
+             "P_READPA": exposure.get("p_readpatt"),
+             "SUBARRAY": (meta.get("subarray") or {}).get("name"),
+             "EXP_TYPE": exposure.get("type"), "P_EXP_TY": exposure.get("p_exptype"),
+             "FILTER": instrument.get("filter"), "P_FILTER": instrument.get("p_filter"),
+             "PUPIL": instrument.get("pupil"), "P_PUPIL": instrument.get("p_pupil")}
+    for key in ("SUBSTRT1", "SUBSTRT2", "SUBSIZE1", "SUBSIZE2", "NFRAMES", "NGROUPS",
+                "GROUPGAP", "P_SUBARR"):
+        found.setdefault(key, None)
+    entry.update({key: json_value(value) for key, value in found.items()})
+    return entry
+
+
 def _index_entry(path, storage_options=None):
     """Header facts of one reference file used for selection, or None if unreadable."""
+    if str(path).lower().endswith(".asdf"):
+        return _asdf_index_entry(path, storage_options)
     try:
         _, hdus = _scan(path, storage_options)
     except Exception:
@@ -125,7 +164,7 @@ def _index_entry(path, storage_options=None):
 
 
 def reference_index(refs_dir, *, storage_options=None):
-    """Header index of the FITS reference files in a directory (cached per directory).
+    """Header index of the reference files in a directory (cached per directory).
 
     Files are re-read only when their size or modification time changes; files
     that are not readable FITS are left out.
@@ -133,7 +172,8 @@ def reference_index(refs_dir, *, storage_options=None):
     Parameters
     ----------
     refs_dir : str or os.PathLike
-        Local directory or fsspec URL; ``*.fits`` and ``*.fits.gz`` are indexed.
+        Local directory or fsspec URL; ``*.fits``, ``*.fits.gz`` and ``*.asdf`` (the
+        ASDF reference types, MIRI's EMICORR) are indexed.
     storage_options : dict, optional
         fsspec options for a URL.
 
@@ -153,7 +193,7 @@ def reference_index(refs_dir, *, storage_options=None):
     if is_remote(refs_dir):
         fs, root = fsspec.core.url_to_fs(refs_dir, **dict(storage_options or {}))
         files = {}
-        for pattern in ("*.fits", "*.fits.gz"):
+        for pattern in ("*" + suffix for suffix in _INDEXED_SUFFIXES):
             for info in fs.glob(f"{root.rstrip('/')}/{pattern}", detail=True).values():
                 stamp = (
                     info.get("size"),
@@ -166,7 +206,7 @@ def reference_index(refs_dir, *, storage_options=None):
         files = {}
         with os.scandir(root) as it:
             for item in it:
-                if item.is_file() and item.name.lower().endswith((".fits", ".fits.gz")):
+                if item.is_file() and item.name.lower().endswith(_INDEXED_SUFFIXES):
                     st = item.stat()
                     files[os.path.join(root, item.name)] = (st.st_size, st.st_mtime_ns)
         key = root
