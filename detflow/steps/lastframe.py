@@ -21,6 +21,13 @@ def is_miri_detector(ds):
     return str(ds.attrs.get("detector") or "").upper().startswith("MIR")
 
 
+def references_if_miri(reftypes, ds, params):
+    """A ``references_needed`` for jwst's MIRI-only steps with a reference file (reset,
+    rscd): jwst skips a detector not named ``MIR*`` before it asks for ``reftypes``. Bind
+    ``reftypes`` with :func:`functools.partial`."""
+    return tuple(reftypes) if is_miri_detector(ds) else ()
+
+
 def skip_reason(ds, title, min_groups):
     """Why jwst's frame steps skip ``ds``, or "": not MIRI (the detector name does not
     start with ``MIR``), or not more than ``min_groups`` groups."""

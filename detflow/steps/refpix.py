@@ -71,6 +71,7 @@ import dask.array as da
 import numpy as np
 
 from detflow import dqflags
+from detflow.contract import is_miri
 from detflow.errors import DetflowError, ParameterError
 from detflow.kernels import refpix as k
 from detflow.steps.base import (
@@ -93,7 +94,7 @@ def _check_supported(ds, params):
     subarray)."""
     attrs = ds.attrs
     ny, nx = ds.sizes["y"], ds.sizes["x"]
-    if _is_miri(ds):
+    if is_miri(ds.attrs):
         return nx < k.MIRI_SHAPE[1] or ny < k.MIRI_SHAPE[0]  # jwst: skipped for subarrays
     readpatt = str(attrs.get("readpatt") or "").upper()
     if readpatt.startswith("NRSIRS2") or max(ny, nx) > k.NFULL:
@@ -104,10 +105,6 @@ def _check_supported(ds, params):
     if any(h.get("MSTR_RD1") is not None for h in headers):
         raise _not_implemented("the multistripe subarray correction")
     return False
-
-
-def _is_miri(ds):
-    return str(ds.attrs.get("instrument", "")).upper() == "MIRI"
 
 
 def _subarray_fits(ds):
@@ -308,7 +305,7 @@ def line_positions(ds, params):
     waiting in memory for the statistics (the same numbers, either way).
     """
     params = STEP.check_params(params)
-    if _is_miri(ds):
+    if is_miri(ds.attrs):
         if _check_supported(ds, params):
             return None  # a subarray: skipped
         return {"x": list(MIRI_LINE_COLUMNS)}
@@ -329,7 +326,7 @@ def apply(ds, refs, params):
     of ``data`` and ``pixeldq`` computed on their own (:func:`line_positions`)."""
     if _check_supported(ds, params):
         return skipped(as_float32(ds), STEP)
-    if _is_miri(ds):
+    if is_miri(ds.attrs):
         return _apply_miri(ds, params, refs.get("reference_lines"))
     if not _subarray_fits(ds):
         return skipped(as_float32(ds), STEP, "subarray does not fit in the full frame")

@@ -24,12 +24,14 @@ split): the reference is indexed per science integration, padded with zero group
 float32 ``x - 0`` is ``x`` to the bit) and aligned with the data's tiles.
 """
 
+from functools import partial
+
 import dask.array as da
 import numpy as np
 
 from detflow.errors import InputFileError, ReferenceFileError
 from detflow.steps.base import StepDef, as_float32, dask_array, record
-from detflow.steps.lastframe import is_miri_detector
+from detflow.steps.lastframe import is_miri_detector, references_if_miri
 
 DIMS = ("integration", "group", "y", "x")
 
@@ -102,14 +104,9 @@ def apply(ds, refs, params):
     return record(out, STEP, "COMPLETE", params)
 
 
-def _references_needed(ds, params):
-    """jwst skips a detector not named MIR* before it asks for the reference."""
-    return STEP.reftypes if is_miri_detector(ds) else ()
-
-
 STEP = StepDef(
     __name__,
-    references_needed=_references_needed,
+    references_needed=partial(references_if_miri, ("reset",)),
     params={},
     reference_pixels="pointwise",
     apply=apply,

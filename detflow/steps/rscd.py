@@ -31,12 +31,14 @@ Chunk contract: blockwise over tiles (groups may be split: the skip is computed 
 group planes it needs), plus the small global reduction above. No halo.
 """
 
+from functools import partial
+
 import numpy as np
 import xarray as xr
 
 from detflow import dqflags
 from detflow.steps.base import StepDef, as_float32, record
-from detflow.steps.lastframe import is_miri_detector
+from detflow.steps.lastframe import is_miri_detector, references_if_miri
 
 #: jwst's ``get_rscd_parameters``: the subarray names looked up under another row
 SUBARRAY_ALIASES = {"SUBPRISM": "SLITLESSPRISM"}
@@ -156,14 +158,9 @@ def apply(ds, refs, params):
     return record(out, STEP, "COMPLETE", params)
 
 
-def _references_needed(ds, params):
-    """jwst skips a detector not named MIR* before it asks for the reference."""
-    return STEP.reftypes if is_miri_detector(ds) else ()
-
-
 STEP = StepDef(
     __name__,
-    references_needed=_references_needed,
+    references_needed=partial(references_if_miri, ("rscd",)),
     params={},
     # data untouched, and its DO_NOT_USE goes to the group DQ: the reference pixels'
     # data and pixel DQ DO_NOT_USE (what refpix reads) are left as they are
